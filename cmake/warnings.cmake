@@ -1,0 +1,11 @@
+# sluice_warnings: an interface target every Sluice target links, so that warning flags live in one place.
+add_library(sluice_warnings INTERFACE)
+target_compile_options(sluice_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor
+                                                 -Wimplicit-fallthrough)
+if(SLUICE_WERROR)
+  target_compile_options(sluice_warnings INTERFACE -Werror)
+endif()
+if(SLUICE_SANITIZE)
+  target_compile_options(sluice_warnings INTERFACE -fsanitize=${SLUICE_SANITIZE} -fno-omit-frame-pointer)
+  target_link_options(sluice_warnings INTERFACE -fsanitize=${SLUICE_SANITIZE})
+endif()

@@ -1,0 +1,138 @@
+#include "net/app.hpp"
+
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "auth/userlist.hpp"
+#include "net/listener.hpp"
+#include "net/runtime.hpp"
+#include "net/worker.hpp"
+#include "util/log.hpp"
+
+namespace sluice::net {
+
+std::string load_credentials(const config::config& cfg, std::shared_ptr<const credential_store>& out) {
+    auth::userlist users;
+    if (cfg.settings.auth_file) {
+        std::ifstream in(*cfg.settings.auth_file);
+        if (!in)
+            return "cannot read auth_file " + *cfg.settings.auth_file;
+        std::stringstream text;
+        text << in.rdbuf();
+        auto parsed = auth::parse_userlist(text.str());
+        if (!parsed.ok()) {
+            return *cfg.settings.auth_file + ":" + std::to_string(parsed.error->line) + ": " + parsed.error->reason;
+        }
+        users = std::move(parsed.users);
+    }
+    out = std::make_shared<credential_store>(std::move(users), cfg.settings.scram_iterations);
+    return {};
+}
+
+struct app::impl {
+    std::unique_ptr<runtime> rt;
+    std::unique_ptr<listener> listen;
+    asio::io_context control;
+};
+
+app::app(config::config cfg) : impl_(std::make_unique<impl>()) {
+    auto shared = std::make_shared<const config::config>(std::move(cfg));
+    impl_->rt = std::make_unique<runtime>(shared);
+    std::shared_ptr<const credential_store> creds;
+    if (auto err = load_credentials(*shared, creds); !err.empty())
+        throw std::runtime_error(err);
+    impl_->rt->set_config(shared, creds);
+}
+
+app::~app() = default;
+
+int app::run() {
+    auto& rt = *impl_->rt;
+    ::signal(SIGPIPE, SIG_IGN);
+    impl_->listen = std::make_unique<listener>(rt);
+    if (auto err = impl_->listen->open(); !err.empty()) {
+        SLUICE_LOG(fatal, err);
+        return 1;
+    }
+    for (auto& w : rt.workers())
+        w->start();
+    // Accepting runs on worker 0's context.
+    rt.worker_at(0).post([this] { impl_->listen->start(); });
+    SLUICE_LOG(info, "sluice started with " << rt.worker_count() << " workers");
+
+    int exit_code = 0;
+    bool graceful = false;
+    asio::signal_set signals(impl_->control, SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal;
+    wait_signal = [&] {
+        signals.async_wait([&](const error_code& ec, int signo) {
+            if (ec)
+                return;
+            if (signo == SIGHUP) {
+                const auto current = rt.config();
+                auto loaded = config::load_config_file(current->path);
+                if (!loaded.ok()) {
+                    for (const auto& e : loaded.errors)
+                        SLUICE_LOG(error, "reload rejected: " << e.to_string());
+                } else {
+                    std::shared_ptr<const credential_store> creds;
+                    auto err = load_credentials(*loaded.value, creds);
+                    if (!err.empty()) {
+                        SLUICE_LOG(error, "reload rejected: " << err);
+                    } else {
+                        rt.set_config(std::make_shared<const config::config>(std::move(*loaded.value)), creds);
+                        SLUICE_LOG(info, "configuration reloaded");
+                    }
+                }
+                wait_signal();
+                return;
+            }
+            if (signo == SIGTERM && !graceful) {
+                graceful = true;
+                SLUICE_LOG(info, "SIGTERM: no new connections, waiting for transactions to finish");
+                rt.shutting_down.store(true);
+                rt.worker_at(0).post([this] { impl_->listen->stop(); });
+                wait_signal();
+                return;
+            }
+            SLUICE_LOG(info, "shutting down now");
+            impl_->control.stop();
+        });
+    };
+    wait_signal();
+
+    // Graceful shutdown: poll until no client holds a server or shutdown_timeout passes.
+    asio::steady_timer poll(impl_->control);
+    steady_clock::time_point deadline{};
+    std::function<void()> check;
+    check = [&] {
+        poll.expires_after(std::chrono::milliseconds(50));
+        poll.async_wait([&](const error_code& ec) {
+            if (ec)
+                return;
+            if (graceful) {
+                if (deadline == steady_clock::time_point{}) {
+                    deadline = steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
+                                                         rt.config()->settings.shutdown_timeout);
+                }
+                if (rt.active_clients.load() == 0 || steady_clock::now() >= deadline) {
+                    SLUICE_LOG(info, "shutdown complete");
+                    impl_->control.stop();
+                    return;
+                }
+            }
+            check();
+        });
+    };
+    check();
+    impl_->control.run();
+    rt.worker_at(0).post([this] { impl_->listen->stop(); });
+    for (auto& w : rt.workers())
+        w->stop_and_join();
+    impl_->listen.reset();
+    return exit_code;
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,28 @@
+#pragma once
+// The proxy process: workers, listeners, signals. main() builds one from a loaded config and runs it.
+
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace sluice::net {
+
+// Loads the auth_file named by the config (if any). Returns an error message, or empty on success.
+class credential_store;
+[[nodiscard]] std::string load_credentials(const config::config& cfg, std::shared_ptr<const credential_store>& out);
+
+class app {
+  public:
+    explicit app(config::config cfg);
+    ~app();
+    // Runs until SIGINT (immediate) or SIGTERM (graceful, bounded by shutdown_timeout). SIGHUP reloads the config.
+    // Returns the process exit code.
+    [[nodiscard]] int run();
+
+  private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sluice::net

@@ -1,0 +1,156 @@
+#pragma once
+// A client connection: login, then the relay between the client and whichever server it holds.
+//
+// Flow: login (coroutine: startup packet, authentication, welcome) -> idle <-> waiting -> active -> idle ... -> closed.
+// idle: no server; the client's socket has a read-wait armed and no buffer is held once everything is consumed.
+// waiting: the client sent a message and queues in its pool shard for a server.
+// active: attached to a server. Two pumps move bytes, each from one socket's receive buffer straight to the other
+//   socket (no copy for forwarded messages): `up` (client -> server) and `down` (server -> client). The relay reads
+//   with non-blocking read_some until the socket is drained and writes a whole batch with one writev, so many messages
+//   cost one syscall each way. In transaction mode the server is released at ReadyForQuery 'I' once nothing is
+//   outstanding (session::transaction_tracker).
+// All of it runs on the client's worker thread; the attached server is always on the same worker.
+
+#include <boost/intrusive/list.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/scram.hpp"
+#include "net/asio_fwd.hpp"
+#include "net/io_buffer.hpp"
+#include "net/pool.hpp"
+#include "net/runtime.hpp"
+#include "net/worker.hpp"
+#include "session/parameters.hpp"
+#include "session/transaction_tracker.hpp"
+#include "sluice/protocol/splitter.hpp"
+
+namespace sluice::net {
+
+enum class client_state { login, idle, waiting, active, closed };
+[[nodiscard]] const char* to_string(client_state s) noexcept;
+
+// One direction of the relay: bytes read from a source socket, and the batch queued for the destination socket.
+// A batch is a list of segments, each either a range of `in` (forwarded untouched) or a range of `injected` (bytes
+// Sluice generated). Bytes of `in` that are scanned but not queued are dropped when the batch completes.
+struct relay_pump {
+    struct segment {
+        std::size_t offset;
+        std::size_t length;
+        bool injected;
+    };
+
+    io_buffer in;
+    std::string injected;
+    std::vector<segment> batch;
+    std::size_t batch_bytes = 0;
+    std::size_t written = 0;  // bytes of the batch already written
+    std::size_t scanned = 0;  // bytes of `in` (from its start) already scanned into the batch or dropped
+    protocol::message_splitter splitter;
+    bool write_waiting = false;  // a write-wait on the destination is pending
+
+    void queue_in(std::size_t offset, std::size_t length);
+    void queue_injected(std::string_view bytes);
+    [[nodiscard]] bool batch_pending() const noexcept { return written < batch_bytes; }
+    // A write of the batch has started and not finished: the batch must not change any more.
+    [[nodiscard]] bool writing() const noexcept { return write_waiting || (written > 0 && written < batch_bytes); }
+    // After the whole batch is written: drops scanned input and resets the batch.
+    void complete_batch() noexcept;
+};
+
+class client_connection : public std::enable_shared_from_this<client_connection>,
+                          public worker_hook,
+                          public shard_client_hook {
+  public:
+    client_connection(worker& w, stream_socket socket, std::string peer);
+    ~client_connection();
+
+    void start();
+
+    // --- called by the pool shard, on this worker ---
+    void on_server_assigned(std::shared_ptr<server_connection> server);
+    void on_server_failed(const server_error& err);
+    // --- called on this worker ---
+    void forward_cancel();
+    void tick(steady_clock::time_point now);
+
+    [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+    [[nodiscard]] client_state state() const noexcept { return state_; }
+    [[nodiscard]] steady_clock::time_point wait_started() const noexcept { return wait_started_; }
+    [[nodiscard]] const std::string& database() const noexcept { return database_; }
+    [[nodiscard]] const std::string& user() const noexcept { return user_; }
+    [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
+
+  private:
+    // Login (client_login.cpp).
+    asio::awaitable<void> run_login();
+    asio::awaitable<bool> read_startup(std::string& packet);
+    asio::awaitable<bool> read_message(char& type, std::string& body, std::size_t max_length);
+    asio::awaitable<bool> write_all(std::string& bytes);
+    asio::awaitable<bool> authenticate();
+    void finish_login();
+    void send_welcome(const std::vector<std::pair<std::string, std::string>>& server_parameters);
+    asio::awaitable<void> handle_cancel_request(std::uint32_t pid, std::uint32_t key);
+    asio::awaitable<void> fail_login(std::string_view sqlstate, std::string message);
+
+    // Relay (client_relay.cpp).
+    void start_relay();
+    void arm_client_read();
+    void arm_server_read();
+    void on_client_readable(const error_code& ec);
+    void on_server_readable(const error_code& ec, std::uint64_t server_generation);
+    void process_up();
+    void process_down();
+    void flush_up();
+    void flush_down();
+    void maybe_release_server();
+    void request_server();
+    void detach_server_from(const std::shared_ptr<server_connection>& server);
+    void server_failed(std::string_view why);
+    void protocol_violation(std::string_view why);
+    void send_error_and_close(std::string_view sqlstate, std::string_view message);
+    void close(std::string_view why);
+    [[nodiscard]] bool has_complete_header() const noexcept;
+    [[nodiscard]] std::string log_prefix() const;
+
+    worker& worker_;
+    runtime& rt_;
+    std::uint64_t id_;
+    stream_socket socket_;
+    std::string peer_;
+    client_state state_ = client_state::login;
+
+    std::string database_;
+    std::string user_;
+    std::shared_ptr<pool> pool_;
+    std::shared_ptr<const config::config> config_;  // the config this client logged in under
+    session::parameter_set parameters_;             // the client's view of the tracked parameters
+    cancel_registry::key cancel_key_{};
+    bool cancel_registered_ = false;
+    std::optional<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
+
+    relay_pump up_;    // client -> server
+    relay_pump down_;  // server -> client
+    std::shared_ptr<server_connection> server_;
+    // While waiting in a pool queue (which does not own its entries) nothing else may hold the client.
+    std::shared_ptr<client_connection> keep_alive_;
+    std::uint64_t server_generation_ = 0;
+    session::transaction_tracker tracker_;
+    std::uint32_t swallow_ready_ = 0;  // ReadyForQuery of Sluice's own injected queries still to come
+    bool client_read_armed_ = false;
+    bool server_read_armed_ = false;
+    bool client_eof_ = false;
+    bool terminate_received_ = false;
+    bool welcome_pending_ = false;  // waiting for a first server to learn the parameters to show at login
+    protocol::split_policy up_policy_;
+    protocol::split_policy down_policy_;
+
+    steady_clock::time_point login_deadline_{};
+    steady_clock::time_point wait_started_{};
+    std::string scratch_;  // reused for generated messages
+};
+
+}  // namespace sluice::net

@@ -1,0 +1,405 @@
+// The login half of client_connection: startup packet, authentication, welcome.
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <cctype>
+
+#include "auth/md5.hpp"
+#include "auth/random.hpp"
+#include "auth/scram.hpp"
+#include "net/client_connection.hpp"
+#include "sluice/protocol/error.hpp"
+#include "sluice/protocol/frame.hpp"
+#include "sluice/protocol/reader.hpp"
+#include "sluice/protocol/startup.hpp"
+#include "sluice/protocol/writer.hpp"
+#include "util/log.hpp"
+
+namespace sluice::net {
+
+namespace {
+
+// Authentication messages are small; a client sending more during login is not a PostgreSQL client.
+constexpr std::size_t max_login_message = 16 * 1024;
+
+std::string canonical_encoding(std::string_view value) {
+    std::string lower;
+    for (char c : value) {
+        if (c != '-' && c != '_')
+            lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    if (lower == "utf8" || lower == "unicode")
+        return "UTF8";
+    return std::string(value);
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view name) {
+    for (const auto& s : list) {
+        if (s == name)
+            return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+const char* to_string(client_state s) noexcept {
+    switch (s) {
+        case client_state::login:
+            return "login";
+        case client_state::idle:
+            return "idle";
+        case client_state::waiting:
+            return "waiting";
+        case client_state::active:
+            return "active";
+        case client_state::closed:
+            return "closed";
+    }
+    return "?";
+}
+
+client_connection::client_connection(worker& w, stream_socket socket, std::string peer)
+    : worker_(w), rt_(w.rt()), id_(w.rt().next_id()), socket_(std::move(socket)), peer_(std::move(peer)) {
+    rt_.client_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+client_connection::~client_connection() {
+    rt_.client_count.fetch_sub(1, std::memory_order_relaxed);
+    if (static_cast<worker_hook*>(this)->is_linked())
+        worker_.clients().erase(worker_.clients().iterator_to(*this));
+}
+
+std::string client_connection::log_prefix() const {
+    std::string s = "C-" + std::to_string(id_) + " ";
+    s.append(database_.empty() ? "(nodb)" : database_).append("/").append(user_.empty() ? "(nouser)" : user_);
+    s.append("@").append(peer_);
+    return s;
+}
+
+void client_connection::start() {
+    worker_.clients().push_back(*this);
+    config_ = rt_.config();
+    login_deadline_ = steady_clock::now() +
+                      std::chrono::duration_cast<steady_clock::duration>(config_->settings.client_login_timeout);
+    error_code ignored;
+    socket_.non_blocking(true, ignored);
+    asio::co_spawn(worker_.context(), run_login(), [self = shared_from_this()](std::exception_ptr e) {
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            SLUICE_LOG(error, self->log_prefix() << ": login failed with an internal error: " << ex.what());
+        }
+        self->close("internal error during login");
+    });
+}
+
+void client_connection::tick(steady_clock::time_point now) {
+    if (state_ == client_state::login && config_->settings.client_login_timeout.count() > 0 && now > login_deadline_) {
+        SLUICE_LOG(warning, log_prefix() << ": client_login_timeout expired during login");
+        // Ends the login coroutine: its pending read fails.
+        error_code ignored;
+        socket_.close(ignored);
+    }
+}
+
+asio::awaitable<bool> client_connection::write_all(std::string& bytes) {
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), use_nothrow);
+    bytes.clear();
+    co_return !ec;
+}
+
+asio::awaitable<bool> client_connection::read_startup(std::string& packet) {
+    char length_bytes[4];
+    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(length_bytes, 4), use_nothrow);
+    if (ec)
+        co_return false;
+    const auto length = protocol::load_u32(length_bytes);
+    if (length < protocol::startup_header_size || length > protocol::max_startup_length) {
+        co_await fail_login(protocol::sqlstate::protocol_violation, "invalid length of startup packet");
+        co_return false;
+    }
+    packet.assign(length_bytes, 4);
+    packet.resize(length);
+    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(packet.data() + 4, length - 4), use_nothrow);
+    co_return !ec2;
+}
+
+asio::awaitable<bool> client_connection::read_message(char& type, std::string& body, std::size_t max_length) {
+    char header[protocol::header_size];
+    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(header, sizeof header), use_nothrow);
+    if (ec)
+        co_return false;
+    const auto h = protocol::read_header({header, sizeof header}, static_cast<std::uint32_t>(max_length));
+    if (h.status != protocol::header_status::ok) {
+        co_await fail_login(protocol::sqlstate::protocol_violation, "invalid message length during login");
+        co_return false;
+    }
+    type = h.header.type;
+    body.resize(h.header.body_size());
+    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(body), use_nothrow);
+    co_return !ec2;
+}
+
+asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, std::string message) {
+    SLUICE_LOG(warning, log_prefix() << ": login failed: " << sqlstate << " " << message);
+    std::string out;
+    protocol::write_error(out, protocol::severity::fatal, sqlstate, message);
+    co_await write_all(out);
+    close(message);
+}
+
+asio::awaitable<void> client_connection::handle_cancel_request(std::uint32_t pid, std::uint32_t key) {
+    // PostgreSQL closes a cancel connection without an answer, whatever happens.
+    if (auto target = rt_.cancels().find({pid, key})) {
+        auto& target_worker = target->worker_;
+        target_worker.post([target] { target->forward_cancel(); });
+    } else {
+        SLUICE_LOG(debug, log_prefix() << ": cancel request for an unknown key ignored");
+    }
+    close("cancel request handled");
+    co_return;
+}
+
+asio::awaitable<void> client_connection::run_login() {
+    auto self = shared_from_this();
+    std::string packet;
+    protocol::startup_packet startup;
+    for (int negotiation = 0;; ++negotiation) {
+        if (!co_await read_startup(packet)) {
+            close("client disconnected during startup");
+            co_return;
+        }
+        auto parsed = protocol::parse_startup_packet(packet);
+        if (parsed.error == protocol::startup_error::unsupported_version) {
+            co_await fail_login(protocol::sqlstate::feature_not_supported,
+                                "unsupported frontend protocol " + std::to_string(parsed.packet.major) + "." +
+                                    std::to_string(parsed.packet.minor) + ": server supports 3.0 to 3.0");
+            co_return;
+        }
+        if (parsed.error != protocol::startup_error::none) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, std::string(parsed.reason));
+            co_return;
+        }
+        if (parsed.packet.kind == protocol::startup_kind::cancel_request) {
+            co_await handle_cancel_request(parsed.packet.process_id, parsed.packet.secret_key);
+            co_return;
+        }
+        if (parsed.packet.kind == protocol::startup_kind::ssl_request ||
+            parsed.packet.kind == protocol::startup_kind::gssenc_request) {
+            if (negotiation >= 2) {
+                co_await fail_login(protocol::sqlstate::protocol_violation, "repeated SSL/GSS negotiation");
+                co_return;
+            }
+            std::string no = "N";  // not supported (yet): the client continues in plaintext or gives up
+            if (!co_await write_all(no)) {
+                close("client disconnected during negotiation");
+                co_return;
+            }
+            continue;
+        }
+        startup = std::move(parsed.packet);
+        break;
+    }
+
+    user_ = std::string(*startup.parameter("user"));
+    database_ = std::string(startup.parameter("database").value_or(user_));
+    if (database_.empty())
+        database_ = user_;
+
+    std::string out;
+    if (startup.minor > 0 || !startup.protocol_options.empty()) {
+        protocol::write_negotiate_protocol_version(out, 0, startup.protocol_options);
+    }
+
+    const auto& settings = config_->settings;
+    if (rt_.client_count.load(std::memory_order_relaxed) > settings.max_client_conn) {
+        co_await fail_login(protocol::sqlstate::too_many_connections, "no more connections allowed (max_client_conn)");
+        co_return;
+    }
+
+    for (const auto& [name, value] : startup.parameters) {
+        if (name == "user" || name == "database")
+            continue;
+        if (name == "client_encoding") {
+            parameters_.set(name, canonical_encoding(value));
+        } else if (parameters_.set(name, value)) {
+            // tracked: client_encoding, DateStyle, TimeZone, IntervalStyle, standard_conforming_strings,
+            // application_name
+        } else if (contains(settings.ignore_startup_parameters, name) || (name == "replication" && value == "false")) {
+            // ignored as configured
+        } else {
+            co_await fail_login(protocol::sqlstate::protocol_violation, "unsupported startup parameter: " + name);
+            co_return;
+        }
+    }
+
+    auto entry = config::resolve_database(*config_, database_);
+    if (!entry) {
+        co_await fail_login(protocol::sqlstate::invalid_catalog_name, "no such database: " + database_);
+        co_return;
+    }
+
+    if (!out.empty() && !co_await write_all(out)) {
+        close("client disconnected during login");
+        co_return;
+    }
+    if (!co_await authenticate())
+        co_return;
+
+    pool_ = rt_.get_pool(*entry, database_, user_);
+    finish_login();
+}
+
+asio::awaitable<bool> client_connection::authenticate() {
+    const auto creds = rt_.credentials();
+    const auto found = creds ? creds->find(user_) : std::nullopt;
+    const auto auth = config_->settings.auth_type;
+    std::string out;
+    std::string body;
+    char type = 0;
+    const std::string failure = "password authentication failed for user \"" + user_ + "\"";
+
+    if (auth == config::auth_type::trust || auth == config::auth_type::any) {
+        protocol::write_authentication_ok(out);
+        co_return co_await write_all(out);
+    }
+
+    const bool use_scram =
+        auth == config::auth_type::scram_sha_256 ||
+        (auth == config::auth_type::md5 && found && found->stored.type == auth::secret::kind::scram_sha_256);
+    if (use_scram) {
+        auto fsm =
+            found ? auth::scram_server_fsm(found->scram, user_) : auth::scram_server_fsm::for_unknown_user(user_);
+        protocol::write_authentication_sasl(out, {auth::scram_sha_256_mechanism});
+        if (!co_await write_all(out))
+            co_return false;
+        if (!co_await read_message(type, body, max_login_message))
+            co_return false;
+        if (type != protocol::to_char(protocol::frontend::password)) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, "expected SASL response");
+            co_return false;
+        }
+        protocol::message_reader r(body);
+        const auto mechanism = r.cstring();
+        const auto length = r.i32();
+        const auto data = r.rest();
+        if (!r.ok() || mechanism != auth::scram_sha_256_mechanism || length < 0 ||
+            static_cast<std::size_t>(length) != data.size()) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, "malformed SASLInitialResponse");
+            co_return false;
+        }
+        auto first = fsm.on_client_first({data.data(), data.size()});
+        if (!first.ok()) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, std::string(first.reason));
+            co_return false;
+        }
+        protocol::write_authentication_sasl_continue(out, first.message);
+        if (!co_await write_all(out))
+            co_return false;
+        if (!co_await read_message(type, body, max_login_message))
+            co_return false;
+        if (type != protocol::to_char(protocol::frontend::password)) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, "expected SASL response");
+            co_return false;
+        }
+        auto final_result = fsm.on_client_final(body);
+        if (final_result.error == auth::scram_error::invalid_proof || !found) {
+            co_await fail_login(protocol::sqlstate::invalid_password, failure);
+            co_return false;
+        }
+        if (!final_result.ok()) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, std::string(final_result.reason));
+            co_return false;
+        }
+        protocol::write_authentication_sasl_final(out, final_result.message);
+        protocol::write_authentication_ok(out);
+        if (!co_await write_all(out))
+            co_return false;
+        client_keys_ = fsm.client_keys();
+        co_return true;
+    }
+
+    if (auth == config::auth_type::md5) {
+        auth::md5_salt salt;
+        auth::fill_random(salt);
+        protocol::write_authentication_md5(out, salt);
+        if (!co_await write_all(out))
+            co_return false;
+        if (!co_await read_message(type, body, max_login_message))
+            co_return false;
+        protocol::message_reader r(body);
+        const auto response = r.cstring();
+        if (type != protocol::to_char(protocol::frontend::password) || !r.ok()) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, "expected password response");
+            co_return false;
+        }
+        if (!found || !auth::md5_verify(found->stored, user_, salt, response)) {
+            co_await fail_login(protocol::sqlstate::invalid_password, failure);
+            co_return false;
+        }
+        protocol::write_authentication_ok(out);
+        co_return co_await write_all(out);
+    }
+
+    if (auth == config::auth_type::plain) {
+        protocol::write_authentication_cleartext(out);
+        if (!co_await write_all(out))
+            co_return false;
+        if (!co_await read_message(type, body, max_login_message))
+            co_return false;
+        protocol::message_reader r(body);
+        const auto password = r.cstring();
+        if (type != protocol::to_char(protocol::frontend::password) || !r.ok()) {
+            co_await fail_login(protocol::sqlstate::protocol_violation, "expected password response");
+            co_return false;
+        }
+        if (!found || !auth::plain_verify(found->stored, user_, password)) {
+            co_await fail_login(protocol::sqlstate::invalid_password, failure);
+            co_return false;
+        }
+        protocol::write_authentication_ok(out);
+        co_return co_await write_all(out);
+    }
+
+    co_await fail_login(protocol::sqlstate::feature_not_supported, "auth_type not supported by Sluice yet");
+    co_return false;
+}
+
+void client_connection::finish_login() {
+    if (client_keys_)
+        pool_->remember_client_keys(*client_keys_);
+    if (auto welcome = pool_->welcome()) {
+        send_welcome(*welcome);
+        start_relay();
+        return;
+    }
+    // The first client of a pool: a server login tells what to show.
+    welcome_pending_ = true;
+    state_ = client_state::waiting;
+    wait_started_ = steady_clock::now();
+    keep_alive_ = shared_from_this();
+    pool_->shard(worker_.index()).acquire(*this);
+}
+
+void client_connection::send_welcome(const std::vector<std::pair<std::string, std::string>>& server_parameters) {
+    std::string out;
+    for (const auto& [name, value] : server_parameters) {
+        if (auto mine = parameters_.get(name)) {
+            protocol::write_parameter_status(out, name, *mine);
+        } else {
+            // The client adopts the server default, so that later servers are synced to it.
+            parameters_.set(name, value);
+            protocol::write_parameter_status(out, name, value);
+        }
+    }
+    cancel_key_ = rt_.cancels().add(shared_from_this());
+    cancel_registered_ = true;
+    protocol::write_backend_key_data(out, cancel_key_.process_id, cancel_key_.secret_key);
+    protocol::write_ready_for_query(out, protocol::transaction_status::idle);
+    down_.queue_injected(out);
+    SLUICE_LOG(info, log_prefix() << ": login ok");
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,593 @@
+// The relay half of client_connection: moving bytes between a client and its server once logged in.
+#include <array>
+#include <span>
+
+#include "net/client_connection.hpp"
+#include "sluice/protocol/error.hpp"
+#include "sluice/protocol/message_types.hpp"
+#include "sluice/protocol/reader.hpp"
+#include "sluice/protocol/writer.hpp"
+#include "util/log.hpp"
+
+namespace sluice::net {
+
+namespace {
+
+// Receive buffer per direction while a client is busy. Idle clients hold none.
+constexpr std::size_t relay_buffer_size = 16 * 1024;
+// Messages Sluice must see whole (ReadyForQuery, ParameterStatus) are tiny; anything claiming more is broken.
+constexpr std::size_t max_inspected_message = 1024 * 1024;
+
+using protocol::piece_kind;
+
+// Writes as much of the batch as the socket takes without blocking, one writev per call.
+void write_batch(stream_socket& socket, relay_pump& pump, error_code& ec) {
+    while (pump.written < pump.batch_bytes) {
+        std::array<asio::const_buffer, 32> buffers;
+        std::size_t count = 0;
+        std::size_t skip = pump.written;
+        for (const auto& s : pump.batch) {
+            if (skip >= s.length) {
+                skip -= s.length;
+                continue;
+            }
+            const char* base = s.injected ? pump.injected.data() + s.offset : pump.in.base() + s.offset;
+            buffers[count++] = asio::const_buffer(base + skip, s.length - skip);
+            skip = 0;
+            if (count == buffers.size())
+                break;
+        }
+        const std::size_t n = socket.write_some(std::span<const asio::const_buffer>(buffers.data(), count), ec);
+        pump.written += n;
+        if (ec)
+            return;
+    }
+}
+
+// Reads until the socket has no more data or the buffer is full. Returns true on EOF or a hard error.
+bool drain_into(stream_socket& socket, io_buffer& buffer, error_code& hard_error) {
+    for (;;) {
+        auto space = buffer.writable();
+        if (space.empty())
+            return false;
+        error_code ec;
+        const std::size_t n = socket.read_some(asio::buffer(space.data(), space.size()), ec);
+        buffer.commit(n);
+        if (ec == asio::error::would_block || ec == asio::error::try_again)
+            return false;
+        if (ec) {
+            if (ec != asio::error::eof)
+                hard_error = ec;
+            return true;
+        }
+        if (n < space.size())
+            return false;  // drained: skip the read that would only say EAGAIN
+    }
+}
+
+}  // namespace
+
+void relay_pump::queue_in(std::size_t offset, std::size_t length) {
+    if (length == 0)
+        return;
+    if (!batch.empty() && !batch.back().injected && batch.back().offset + batch.back().length == offset) {
+        batch.back().length += length;
+    } else {
+        batch.push_back({offset, length, false});
+    }
+    batch_bytes += length;
+}
+
+void relay_pump::queue_injected(std::string_view bytes) {
+    if (bytes.empty())
+        return;
+    const std::size_t offset = injected.size();
+    injected.append(bytes);
+    if (!batch.empty() && batch.back().injected && batch.back().offset + batch.back().length == offset) {
+        batch.back().length += bytes.size();
+    } else {
+        batch.push_back({offset, bytes.size(), true});
+    }
+    batch_bytes += bytes.size();
+}
+
+void relay_pump::complete_batch() noexcept {
+    in.consume(scanned);
+    scanned = 0;
+    batch.clear();
+    batch_bytes = 0;
+    written = 0;
+    injected.clear();
+}
+
+void client_connection::start_relay() {
+    up_policy_.max_length =
+        static_cast<std::uint32_t>(std::min<std::size_t>(config_->settings.max_packet_size, 0x7fffffff));
+    up_policy_.buffer_capacity = relay_buffer_size;
+    down_policy_.max_length = 0x7fffffff;
+    down_policy_.buffer_capacity = relay_buffer_size;
+    down_policy_.set_inspect(protocol::to_char(protocol::backend::ready_for_query));
+    down_policy_.set_inspect(protocol::to_char(protocol::backend::parameter_status));
+    state_ = client_state::idle;
+    flush_down();  // the welcome
+    if (state_ != client_state::idle)
+        return;
+    if (has_complete_header()) {
+        request_server();
+    } else {
+        arm_client_read();
+    }
+}
+
+bool client_connection::has_complete_header() const noexcept {
+    return up_.in.size() - up_.scanned >= protocol::header_size;
+}
+
+void client_connection::arm_client_read() {
+    if (client_read_armed_ || state_ == client_state::closed || client_eof_)
+        return;
+    if (up_.batch_pending())
+        return;  // backpressure: the server has not taken the previous batch yet
+    if (up_.in.allocated()) {
+        if (up_.in.empty() && state_ != client_state::active) {
+            up_.in.release();  // an idle client holds no buffer
+        } else {
+            if (up_.scanned == 0)
+                up_.in.compact();
+            if (up_.in.free_space() == 0)
+                return;
+        }
+    }
+    client_read_armed_ = true;
+    socket_.async_wait(stream_socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+        self->client_read_armed_ = false;
+        self->on_client_readable(ec);
+    });
+}
+
+void client_connection::on_client_readable(const error_code& ec) {
+    SLUICE_LOG(debug, log_prefix() << ": client readable state=" << to_string(state_) << " ec=" << ec.message());
+    if (state_ == client_state::closed)
+        return;
+    if (ec) {
+        close(ec == asio::error::operation_aborted ? "client connection cancelled" : "client read failed");
+        return;
+    }
+    up_.in.ensure_allocated(relay_buffer_size);
+    if (up_.scanned == 0)
+        up_.in.compact();
+    error_code hard;
+    if (drain_into(socket_, up_.in, hard))
+        client_eof_ = true;
+
+    switch (state_) {
+        case client_state::idle:
+            if (has_complete_header()) {
+                request_server();
+            } else if (client_eof_) {
+                close("client disconnected");
+            } else {
+                arm_client_read();
+            }
+            break;
+        case client_state::waiting:
+            if (client_eof_) {
+                close("client disconnected while waiting for a server");
+            } else {
+                arm_client_read();
+            }
+            break;
+        case client_state::active:
+            process_up();
+            if (client_eof_ && state_ != client_state::closed)
+                close("client disconnected");
+            break;
+        default:
+            break;
+    }
+}
+
+void client_connection::request_server() {
+    // Validate the first message before taking a server for it.
+    const auto pending = up_.in.data().subspan(up_.scanned);
+    const char type = pending[0];
+    if (type == protocol::to_char(protocol::frontend::terminate)) {
+        close("client sent Terminate");
+        return;
+    }
+    if (!protocol::is_frontend_type(type)) {
+        protocol_violation("invalid frontend message type");
+        return;
+    }
+    const auto header = protocol::read_header(pending, up_policy_.max_length);
+    if (header.status == protocol::header_status::bad_length) {
+        protocol_violation("invalid message length");
+        return;
+    }
+    if (rt_.shutting_down.load(std::memory_order_relaxed)) {
+        send_error_and_close(protocol::sqlstate::admin_shutdown, "pooler is shutting down");
+        return;
+    }
+    state_ = client_state::waiting;
+    wait_started_ = steady_clock::now();
+    keep_alive_ = shared_from_this();
+    pool_->shard(worker_.index()).acquire(*this);
+}
+
+void client_connection::on_server_assigned(std::shared_ptr<server_connection> server) {
+    SLUICE_LOG(debug, log_prefix() << ": server assigned S-" << server->id() << " welcome=" << welcome_pending_);
+    const auto self = std::move(keep_alive_);
+    if (welcome_pending_) {
+        // Login of a pool's first client: show the server's parameters, give the (clean) server back.
+        welcome_pending_ = false;
+        pool_->set_welcome(server->login_parameters());
+        send_welcome(server->login_parameters());
+        state_ = client_state::idle;
+        pool_->shard(worker_.index()).release(std::move(server));
+        start_relay();
+        return;
+    }
+    server_ = std::move(server);
+    server_->client = this;
+    rt_.active_clients.fetch_add(1, std::memory_order_relaxed);
+    server_generation_ = server_->generation();
+    state_ = client_state::active;
+    tracker_.reset();
+    swallow_ready_ = 0;
+    // Make the server's session parameters match this client's before its first message.
+    scratch_.clear();
+    if (session::append_parameter_sync(parameters_, server_->parameters(), scratch_)) {
+        std::string query;
+        protocol::write_query(query, scratch_);
+        up_.queue_injected(query);
+        tracker_.on_injected_query();
+        ++swallow_ready_;
+    }
+    process_up();
+    arm_server_read();
+}
+
+void client_connection::on_server_failed(const server_error& err) {
+    const auto self = std::move(keep_alive_);
+    if (state_ != client_state::waiting)
+        return;
+    state_ = client_state::idle;
+    send_error_and_close(err.sqlstate, err.message);
+}
+
+void client_connection::process_up() {
+    if (state_ != client_state::active || up_.writing())
+        return;
+    const auto data = up_.in.data();
+    while (up_.scanned < data.size()) {
+        const auto piece = up_.splitter.next_piece(data.subspan(up_.scanned), up_policy_);
+        if (piece.kind == piece_kind::need_more)
+            break;
+        if (piece.kind == piece_kind::bad_length) {
+            protocol_violation("invalid message length");
+            return;
+        }
+        if (piece.kind == piece_kind::whole || piece.kind == piece_kind::stream_head) {
+            const char type = piece.header.type;
+            if (type == protocol::to_char(protocol::frontend::terminate)) {
+                terminate_received_ = true;
+                up_.scanned = data.size();  // nothing after Terminate counts
+                break;
+            }
+            if (!protocol::is_frontend_type(type) || type == protocol::to_char(protocol::frontend::password)) {
+                protocol_violation("invalid frontend message type");
+                return;
+            }
+            tracker_.on_client_message(type);
+        }
+        up_.queue_in(up_.scanned, piece.size);
+        up_.scanned += piece.size;
+    }
+    flush_up();
+}
+
+void client_connection::flush_up() {
+    SLUICE_LOG(debug, log_prefix() << ": flush_up pending=" << up_.batch_bytes << " written=" << up_.written);
+    if (state_ != client_state::active || !server_)
+        return;
+    if (up_.batch_pending()) {
+        error_code ec;
+        write_batch(server_->socket(), up_, ec);
+        if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+            server_failed("write to server failed");
+            return;
+        }
+        if (up_.batch_pending()) {
+            if (!up_.write_waiting) {
+                up_.write_waiting = true;
+                server_->socket().async_wait(stream_socket::wait_write, [self = shared_from_this(),
+                                                                         gen = server_generation_](
+                                                                            const error_code& wec) {
+                    self->up_.write_waiting = false;
+                    if (self->state_ == client_state::closed || !self->server_ || self->server_->generation() != gen) {
+                        return;
+                    }
+                    if (wec) {
+                        self->server_failed("server write wait failed");
+                        return;
+                    }
+                    self->flush_up();
+                });
+            }
+            return;
+        }
+    }
+    up_.complete_batch();
+    if (terminate_received_) {
+        close("client sent Terminate");
+        return;
+    }
+    // More of the client's messages may be waiting in the buffer (a batch stops at a partial message).
+    if (up_.scanned < up_.in.size() && has_complete_header()) {
+        process_up();
+        if (state_ != client_state::active)
+            return;
+    }
+    arm_client_read();
+    arm_server_read();
+    maybe_release_server();
+}
+
+void client_connection::arm_server_read() {
+    if (!server_ || server_read_armed_ || down_.batch_pending() || state_ != client_state::active)
+        return;
+    server_read_armed_ = true;
+    server_->socket().async_wait(stream_socket::wait_read,
+                                 [self = shared_from_this(), gen = server_generation_](const error_code& ec) {
+                                     self->on_server_readable(ec, gen);
+                                 });
+}
+
+void client_connection::on_server_readable(const error_code& ec, std::uint64_t server_generation) {
+    if (state_ == client_state::closed || !server_ || server_->generation() != server_generation)
+        return;
+    server_read_armed_ = false;
+    if (ec) {
+        server_failed("server read wait failed");
+        return;
+    }
+    down_.in.ensure_allocated(relay_buffer_size);
+    if (down_.scanned == 0)
+        down_.in.compact();
+    error_code hard;
+    const bool server_gone = drain_into(server_->socket(), down_.in, hard);
+    process_down();
+    if (server_gone && server_ && state_ != client_state::closed) {
+        server_failed(hard ? "server connection reset" : "server closed the connection unexpectedly");
+    }
+}
+
+void client_connection::process_down() {
+    if (down_.writing() || !server_)
+        return;
+    const auto data = down_.in.data();
+    while (down_.scanned < data.size()) {
+        const auto piece = down_.splitter.next_piece(data.subspan(down_.scanned), down_policy_);
+        if (piece.kind == piece_kind::need_more) {
+            const auto total = piece.header.total_size();
+            if (piece.header.length != 0 && total > down_.in.capacity()) {
+                if (total > max_inspected_message) {
+                    server_failed("oversized message from server");
+                    return;
+                }
+                // An inspected message larger than the buffer: grow, but only once the batch is out (views).
+                if (down_.scanned == 0)
+                    down_.in.reserve_total(total);
+            }
+            break;
+        }
+        if (piece.kind == piece_kind::bad_length) {
+            server_failed("invalid message length from server");
+            return;
+        }
+        const bool swallowing = swallow_ready_ > 0;
+        if (piece.kind == piece_kind::stream_body) {
+            if (!swallowing)
+                down_.queue_in(down_.scanned, piece.size);
+            down_.scanned += piece.size;
+            continue;
+        }
+        const char type = piece.header.type;
+        if (!protocol::is_backend_type(type)) {
+            server_failed("invalid message type from server");
+            return;
+        }
+        bool forward = !swallowing;
+        if (type == protocol::to_char(protocol::backend::ready_for_query)) {
+            const auto body = data.subspan(down_.scanned + protocol::header_size, piece.header.body_size());
+            if (body.size() != 1) {
+                server_failed("malformed ReadyForQuery from server");
+                return;
+            }
+            tracker_.on_ready_for_query(static_cast<protocol::transaction_status>(body[0]));
+            if (swallowing)
+                --swallow_ready_;
+        } else if (type == protocol::to_char(protocol::backend::parameter_status)) {
+            protocol::message_reader r(data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
+            const auto name = r.cstring();
+            const auto value = r.cstring();
+            if (r.ok()) {
+                server_->parameters().set(name, value);
+                if (!swallowing)
+                    parameters_.set(name, value);
+            }
+        } else if (swallowing && type == protocol::to_char(protocol::backend::error_response)) {
+            const auto fields = protocol::parse_error_fields(
+                data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
+            SLUICE_LOG(warning, log_prefix() << ": parameter sync failed on server S-" << server_->id() << ": "
+                                             << fields.sqlstate << " " << fields.message);
+        }
+        if (forward)
+            down_.queue_in(down_.scanned, piece.size);
+        down_.scanned += piece.size;
+    }
+    flush_down();
+    maybe_release_server();
+}
+
+void client_connection::flush_down() {
+    if (state_ == client_state::closed)
+        return;
+    if (down_.batch_pending()) {
+        error_code ec;
+        write_batch(socket_, down_, ec);
+        if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+            close("client write failed");
+            return;
+        }
+        if (down_.batch_pending()) {
+            if (!down_.write_waiting) {
+                down_.write_waiting = true;
+                socket_.async_wait(stream_socket::wait_write, [self = shared_from_this()](const error_code& wec) {
+                    self->down_.write_waiting = false;
+                    if (self->state_ == client_state::closed)
+                        return;
+                    if (wec) {
+                        self->close("client write wait failed");
+                        return;
+                    }
+                    self->flush_down();
+                    if (self->state_ != client_state::closed && !self->down_.batch_pending())
+                        self->process_down();
+                });
+            }
+            return;
+        }
+    }
+    down_.complete_batch();
+    if (down_.in.empty() && !server_)
+        down_.in.release();
+    arm_server_read();
+}
+
+void client_connection::maybe_release_server() {
+    if (state_ != client_state::active || !server_)
+        return;
+    if (pool_->cfg().mode == config::pool_mode::session)
+        return;
+    if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.splitter.mid_message())
+        return;
+    if (down_.splitter.mid_message() || down_.scanned < down_.in.size())
+        return;
+    auto server = std::move(server_);
+    detach_server_from(server);
+    state_ = client_state::idle;
+    pool_->shard(worker_.index()).release(std::move(server));
+    if (state_ != client_state::idle)
+        return;
+    if (has_complete_header()) {
+        request_server();
+    } else if (client_eof_) {
+        close("client disconnected");
+    } else {
+        arm_client_read();
+    }
+}
+
+void client_connection::detach_server_from(const std::shared_ptr<server_connection>& server) {
+    if (server_read_armed_ || up_.write_waiting) {
+        error_code ignored;
+        server->socket().cancel(ignored);
+        server_read_armed_ = false;
+    }
+    server->client = nullptr;
+    server_.reset();
+    rt_.active_clients.fetch_sub(1, std::memory_order_relaxed);
+    tracker_.reset();
+    swallow_ready_ = 0;
+    up_.splitter.reset();
+    down_.splitter.reset();
+}
+
+void client_connection::forward_cancel() {
+    if (state_ != client_state::active || !server_)
+        return;
+    SLUICE_LOG(info, log_prefix() << ": forwarding cancel request to server S-" << server_->id());
+    asio::co_spawn(worker_.context(),
+                   async_send_cancel(worker_.context(), server_->host(), server_->port(), server_->backend_pid(),
+                                     server_->backend_key()),
+                   asio::detached);
+}
+
+void client_connection::server_failed(std::string_view why) {
+    if (!server_)
+        return;
+    auto server = std::move(server_);
+    SLUICE_LOG(warning, log_prefix() << ": server S-" << server->id() << " failed: " << why);
+    detach_server_from(server);
+    pool_->shard(worker_.index()).discard(*server, close_reason::error);
+    state_ = client_state::idle;
+    send_error_and_close(protocol::sqlstate::connection_failure, std::string("server connection failed: ").append(why));
+}
+
+void client_connection::protocol_violation(std::string_view why) {
+    SLUICE_LOG(warning, log_prefix() << ": protocol violation: " << why);
+    send_error_and_close(protocol::sqlstate::protocol_violation, std::string(why));
+}
+
+void client_connection::send_error_and_close(std::string_view sqlstate, std::string_view message) {
+    if (state_ == client_state::closed)
+        return;
+    // Whatever the client has not been sent yet goes first, then the error; best effort without blocking.
+    std::string error;
+    protocol::write_error(error, protocol::severity::fatal, sqlstate, message);
+    down_.queue_injected(error);
+    error_code ec;
+    write_batch(socket_, down_, ec);
+    close(message);
+}
+
+void client_connection::close(std::string_view why) {
+    if (state_ == client_state::closed)
+        return;
+    const auto previous = state_;
+    state_ = client_state::closed;
+    const auto self = std::move(keep_alive_);
+    if (previous == client_state::waiting && pool_)
+        pool_->shard(worker_.index()).cancel_wait(*this);
+    if (server_) {
+        auto server = std::move(server_);
+        const bool nothing_outstanding = !tracker_.awaiting_results() && !tracker_.unsynced() && swallow_ready_ == 0 &&
+                                         !up_.batch_pending() && !up_.splitter.mid_message() &&
+                                         !down_.splitter.mid_message() && down_.scanned == down_.in.size();
+        const auto status = tracker_.status();
+        detach_server_from(server);
+        auto& shard = pool_->shard(worker_.index());
+        const auto& reset = pool_->cfg().reset_query;
+        const bool session_mode = pool_->cfg().mode == config::pool_mode::session;
+        if (!nothing_outstanding) {
+            // Mid-query or mid-message: the server's state is unknown. Never hand it on.
+            shard.discard(*server, close_reason::client_dirty);
+        } else if (status != protocol::transaction_status::idle) {
+            std::vector<std::string> sql{"ROLLBACK"};
+            if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty())
+                sql.push_back(reset);
+            shard.release_after(std::move(server), std::move(sql));
+        } else if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
+            shard.release_after(std::move(server), {reset});
+        } else {
+            shard.release(std::move(server));
+        }
+    }
+    if (cancel_registered_) {
+        rt_.cancels().remove(cancel_key_);
+        cancel_registered_ = false;
+    }
+    if (previous != client_state::login || !database_.empty()) {
+        SLUICE_LOG(info, log_prefix() << ": closing because: " << why);
+    }
+    if (static_cast<worker_hook*>(this)->is_linked())
+        worker_.clients().erase(worker_.clients().iterator_to(*this));
+    error_code ignored;
+    socket_.shutdown(stream_socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    up_.in.release();
+    down_.in.release();
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,69 @@
+#pragma once
+// A receive buffer with a read cursor. Bytes [begin, end) are unconsumed; parsed views point into it and stay valid
+// until consume(), compact() or release(). Capacity grows only on request (for a message that must be seen whole) and
+// never beyond the caller's limit; an idle connection releases its storage so it holds no buffer at all.
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <span>
+
+namespace sluice::net {
+
+class io_buffer {
+  public:
+    [[nodiscard]] bool allocated() const noexcept { return data_ != nullptr; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] std::size_t size() const noexcept { return end_ - begin_; }
+    [[nodiscard]] bool empty() const noexcept { return end_ == begin_; }
+    [[nodiscard]] std::size_t free_space() const noexcept { return capacity_ - end_; }
+
+    [[nodiscard]] std::span<const char> data() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
+    [[nodiscard]] const char* base() const noexcept { return data_.get() + begin_; }
+    [[nodiscard]] std::span<char> writable() noexcept { return {data_.get() + end_, capacity_ - end_}; }
+
+    void ensure_allocated(std::size_t capacity) {
+        if (!data_) {
+            data_.reset(new char[capacity]);
+            capacity_ = capacity;
+            begin_ = end_ = 0;
+        }
+    }
+    void commit(std::size_t n) noexcept { end_ += n; }
+    void consume(std::size_t n) noexcept {
+        begin_ += n;
+        if (begin_ == end_)
+            begin_ = end_ = 0;
+    }
+    // Moves unconsumed bytes to the front so that reads can append.
+    void compact() noexcept {
+        if (begin_ == 0)
+            return;
+        std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    // Grows so that `total` unconsumed bytes fit. Precondition: total <= limit enforced by the caller.
+    void reserve_total(std::size_t total) {
+        compact();
+        if (total <= capacity_)
+            return;
+        std::unique_ptr<char[]> bigger(new char[total]);
+        std::memcpy(bigger.get(), data_.get(), end_);
+        data_ = std::move(bigger);
+        capacity_ = total;
+    }
+    // Frees the storage; only when empty.
+    void release() noexcept {
+        data_.reset();
+        capacity_ = begin_ = end_ = 0;
+    }
+
+  private:
+    std::unique_ptr<char[]> data_;
+    std::size_t capacity_ = 0;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+}  // namespace sluice::net

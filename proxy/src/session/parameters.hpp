@@ -1,0 +1,40 @@
+#pragma once
+// Session parameters that PostgreSQL reports with ParameterStatus and that differ per client: Sluice records each
+// client's values (from its StartupMessage and from ParameterStatus seen while it holds a server) and each server's,
+// and on assignment sends the SETs that make the server match the client (protocol-flow.html, "Asynchronous
+// Operations": the server reports these whenever they change).
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::session {
+
+// The tracked parameters, in the order SETs are issued.
+inline constexpr std::array<std::string_view, 6> tracked_parameter_names = {
+    "client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings", "application_name",
+};
+
+// Index of a tracked parameter, matching names case-insensitively as PostgreSQL does; nullopt if not tracked.
+[[nodiscard]] std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexcept;
+
+class parameter_set {
+  public:
+    // Returns true if `name` is tracked (and so was stored).
+    bool set(std::string_view name, std::string_view value);
+    [[nodiscard]] const std::optional<std::string>& get(std::size_t index) const noexcept { return values_[index]; }
+    [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const noexcept;
+
+  private:
+    std::array<std::optional<std::string>, tracked_parameter_names.size()> values_;
+};
+
+// Appends to `sql` the SET statements that turn `server` into `client` for every parameter the client has a value
+// for and the server's differs. Values are quoted as string literals. Returns true if anything was appended.
+bool append_parameter_sync(const parameter_set& client, const parameter_set& server, std::string& sql);
+
+// Quotes a value as a standard-conforming SQL string literal ('' doubling; E'' never needed).
+void append_quoted_literal(std::string& out, std::string_view value);
+
+}  // namespace sluice::session
