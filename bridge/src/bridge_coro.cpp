@@ -3,7 +3,6 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -29,7 +28,7 @@ namespace asio = boost::asio;
 // A counted reference that copies without throwing, as executors must (boost::intrusive_ptr's copy is not noexcept).
 template <class T>
 class nothrow_ref {
-public:
+  public:
     explicit nothrow_ref(T* p) noexcept : p_(p) {
         if (p_ != nullptr) {
             intrusive_ptr_add_ref(p_);
@@ -49,7 +48,7 @@ public:
     [[nodiscard]] T* get() const noexcept { return p_; }
     friend bool operator==(const nothrow_ref& a, const nothrow_ref& b) noexcept { return a.p_ == b.p_; }
 
-private:
+  private:
     T* p_;  // null only when moved from
 };
 
@@ -61,7 +60,7 @@ private:
 // For io_context executors, the common case: 16 bytes, so any_io_executor stores it inline and copies never allocate.
 template <class Inner>
 class context_executor {
-public:
+  public:
     context_executor(const Inner& inner, sticky_context* context) noexcept : inner_(inner), context_(context) {}
     context_executor(const Inner& inner, const nothrow_ref<sticky_context>& context) noexcept
         : inner_(inner), context_(context) {}
@@ -75,21 +74,19 @@ public:
     }
 
     template <class Property>
-        requires asio::can_query<const Inner&, Property>::value
-    [[nodiscard]] decltype(auto) query(const Property& p) const {
+    requires asio::can_query<const Inner&, Property>::value [[nodiscard]] decltype(auto) query(
+        const Property& p) const {
         return asio::query(inner_, p);
     }
 
     template <class Property>
-        requires asio::can_require<const Inner&, Property>::value
-    [[nodiscard]] auto require(const Property& p) const {
+    requires asio::can_require<const Inner&, Property>::value [[nodiscard]] auto require(const Property& p) const {
         using result = std::decay_t<decltype(asio::require(inner_, p))>;
         return context_executor<result>(asio::require(inner_, p), context_);
     }
 
     template <class Property>
-        requires asio::can_prefer<const Inner&, Property>::value
-    [[nodiscard]] auto prefer(const Property& p) const {
+    requires asio::can_prefer<const Inner&, Property>::value [[nodiscard]] auto prefer(const Property& p) const {
         using result = std::decay_t<decltype(asio::prefer(inner_, p))>;
         return context_executor<result>(asio::prefer(inner_, p), context_);
     }
@@ -99,7 +96,7 @@ public:
     }
     friend bool operator!=(const context_executor& a, const context_executor& b) noexcept { return !(a == b); }
 
-private:
+  private:
     Inner inner_;
     nothrow_ref<sticky_context> context_;
 };
@@ -107,7 +104,7 @@ private:
 // For any other executor (a strand, a thread_pool's): one counted block per derived executor, so the wrapper itself
 // stays pointer-sized. require/prefer allocate.
 class shared_context_executor {
-public:
+  public:
     shared_context_executor(asio::any_io_executor inner, sticky_context* context)
         : state_(new state(std::move(inner), nothrow_ref<sticky_context>(context))) {}
 
@@ -119,32 +116,31 @@ public:
     }
 
     template <class Property>
-        requires asio::can_query<const asio::any_io_executor&, Property>::value
-    [[nodiscard]] decltype(auto) query(const Property& p) const {
+    requires asio::can_query<const asio::any_io_executor&, Property>::value [[nodiscard]] decltype(auto) query(
+        const Property& p) const {
         return asio::query(state_.get()->inner, p);
     }
 
     template <class Property>
-        requires asio::can_require<const asio::any_io_executor&, Property>::value
-    [[nodiscard]] shared_context_executor require(const Property& p) const {
+    requires asio::can_require<const asio::any_io_executor&, Property>::value [[nodiscard]] shared_context_executor
+    require(const Property& p) const {
         return shared_context_executor(asio::require(state_.get()->inner, p), state_.get()->context);
     }
 
     template <class Property>
-        requires asio::can_prefer<const asio::any_io_executor&, Property>::value
-    [[nodiscard]] shared_context_executor prefer(const Property& p) const {
+    requires asio::can_prefer<const asio::any_io_executor&, Property>::value [[nodiscard]] shared_context_executor
+    prefer(const Property& p) const {
         return shared_context_executor(asio::prefer(state_.get()->inner, p), state_.get()->context);
     }
 
     friend bool operator==(const shared_context_executor& a, const shared_context_executor& b) noexcept {
-        return a.state_ == b.state_ ||
-               (a.state_.get()->inner == b.state_.get()->inner && a.context() == b.context());
+        return a.state_ == b.state_ || (a.state_.get()->inner == b.state_.get()->inner && a.context() == b.context());
     }
     friend bool operator!=(const shared_context_executor& a, const shared_context_executor& b) noexcept {
         return !(a == b);
     }
 
-private:
+  private:
     struct state final : ref_counted {
         state(asio::any_io_executor i, nothrow_ref<sticky_context> c) noexcept
             : inner(std::move(i)), context(std::move(c)) {}
@@ -191,7 +187,7 @@ asio::any_io_executor with_context(const asio::any_io_executor& ex, sticky_conte
 
 // Hands a call to its thread once the awaiting coroutine's completion handler exists.
 struct run_call_initiation {
-    boost::intrusive_ptr<pool_core> pool;    // the pool named by the caller: stats, and where a call without a scope goes
+    boost::intrusive_ptr<pool_core> pool;  // the pool named by the caller: stats, and where a call without a scope goes
     boost::intrusive_ptr<scope_core> scope;  // an explicit scope, or null
     route how;
     call_ref call;
@@ -199,14 +195,15 @@ struct run_call_initiation {
     template <class Handler>
     void operator()(Handler&& handler) {
         const asio::any_io_executor ex = asio::get_associated_executor(handler);
-        auto slot = asio::get_associated_cancellation_slot(handler);
         call_base& c = *call;
         c.work_ = asio::prefer(ex, asio::execution::outstanding_work.tracked);
         // Not operator=: Boost 1.81's any_completion_handler move assignment recurses (copies from an lvalue).
         asio::any_completion_handler<void(std::exception_ptr)>(std::forward<Handler>(handler)).swap(c.handler_);
         c.pool_ = pool.get();
         c.pool_keep_ = pool;
-        if (slot.is_connected()) {
+        // The wrapper has hooked the coroutine's slot and forwards to a slot of its own: ours goes there. Assigning
+        // the coroutine's slot instead would destroy the wrapper's hook, which it still uses.
+        if (auto slot = c.handler_.get_cancellation_slot(); slot.is_connected()) {
             slot.assign([ref = call](asio::cancellation_type type) {
                 if (type != asio::cancellation_type::none) {
                     cancel_call(*ref);
@@ -229,8 +226,9 @@ struct run_call_initiation {
 // co_spawn's completion for async_to_sync: wakes the parked thread, with abandoned if destroyed without being called
 // (the io_context was destroyed with the coroutine unfinished).
 class park_completion {
-public:
-    park_completion(park& p, boost::intrusive_ptr<const ref_counted> keep) noexcept : park_(&p), keep_(std::move(keep)) {}
+  public:
+    park_completion(park& p, boost::intrusive_ptr<const ref_counted> keep) noexcept
+        : park_(&p), keep_(std::move(keep)) {}
     park_completion(park_completion&& other) noexcept
         : park_(std::exchange(other.park_, nullptr)), keep_(std::move(other.keep_)) {}
     park_completion(const park_completion&) = delete;
@@ -245,7 +243,7 @@ public:
 
     void operator()(std::exception_ptr e) { fire(std::move(e), false); }
 
-private:
+  private:
     void fire(std::exception_ptr e, bool abandoned) noexcept {
         park* const p = std::exchange(park_, nullptr);
         // keep_ holds the mutex's owner; the park itself may be gone once the mutex is released.
@@ -263,8 +261,9 @@ private:
 void spawn_on(const asio::any_io_executor& ex, asio::awaitable<void> aw, boost::intrusive_ptr<sticky_context> context,
               park_completion done) {
     // co_spawn itself runs on ex's thread: nothing of the awaitable starts on the calling thread.
-    asio::post(ex, [aw = std::move(aw), cex = with_context(ex, context.get()),
-                    done = std::move(done)]() mutable { asio::co_spawn(cex, std::move(aw), std::move(done)); });
+    asio::post(ex, [aw = std::move(aw), cex = with_context(ex, context.get()), done = std::move(done)]() mutable {
+        asio::co_spawn(cex, std::move(aw), std::move(done));
+    });
 }
 
 }  // namespace

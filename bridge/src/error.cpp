@@ -6,7 +6,7 @@ namespace sluice::bridge {
 namespace {
 
 class bridge_category_impl final : public std::error_category {
-public:
+  public:
     [[nodiscard]] const char* name() const noexcept override { return "sluice.bridge"; }
 
     [[nodiscard]] std::string message(int ev) const override {
@@ -51,7 +51,9 @@ const std::error_category& bridge_category() noexcept {
     return category;
 }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), bridge_category()}; }
+std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), bridge_category()};
+}
 
 bridge_error::bridge_error(errc e) : std::system_error(make_error_code(e)) {}
 

@@ -3,6 +3,7 @@
 // The bridge's threads and queues, private to bridge/src: thread_pool.cpp implements them, bridge_coro.cpp (the one
 // coroutine file) connects them to Asio.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -28,18 +29,18 @@ using clock = std::chrono::steady_clock;
 
 // A queue holding calls that have not started.
 class call_owner {
-public:
+  public:
     // From the awaiting coroutine's cancellation slot, on its executor: drops c if it has not started, else signals
     // its stop_token.
     virtual void cancel(call_base& c) noexcept = 0;
 
-protected:
+  protected:
     ~call_owner() = default;
 };
 
 // A sticky thread for thread-sensitive calls, carried by a coroutine's executor (see context_executor).
 class sticky_context : public ref_counted {
-public:
+  public:
     // Takes c (leaving it null) to run on this context's thread, or returns false and leaves c alone if the context
     // takes no more calls.
     [[nodiscard]] virtual bool submit(call_ref& c) = 0;
@@ -59,7 +60,7 @@ class scope_core;
 
 // What thread_pool holds. The FSM, mailboxes and running stacks are guarded by mutex_.
 class pool_core final : public ref_counted, public call_owner {
-public:
+  public:
     explicit pool_core(pool_options options);
     ~pool_core() override;
 
@@ -81,15 +82,18 @@ public:
     [[nodiscard]] pool_stats& stats() noexcept { return stats_; }
     [[nodiscard]] const pool_options& options() const noexcept { return options_; }
 
-private:
+  private:
     struct worker {
         std::condition_variable cv;
-        call_base* mailbox = nullptr;        // assigned by the FSM, not yet taken
-        std::vector<call_base*> running;     // the call on this thread and those it runs nested
+        call_base* mailbox = nullptr;     // assigned by the FSM, not yet taken
+        std::atomic<bool> mail{false};    // mailbox is set: polled without the mutex by a worker about to sleep
+        bool sleeping = false;            // waits on cv, so an assignment must notify it
+        std::vector<call_base*> running;  // the call on this thread and those it runs nested
         std::thread thread;
     };
     class wake_list;
 
+    [[nodiscard]] static call_base* take_mail(worker& me) noexcept;
     void worker_main(std::size_t w);
     void timer_main();
     void run_assigned(std::unique_lock<std::mutex>& lk, std::size_t w, call_base& c);
@@ -108,7 +112,7 @@ private:
 };
 
 class scope_core final : public sticky_context {
-public:
+  public:
     explicit scope_core(boost::intrusive_ptr<pool_core> pool) : pool_(std::move(pool)) {}
 
     [[nodiscard]] bool submit(call_ref& c) override;
@@ -116,14 +120,14 @@ public:
 
     scheduler_fsm::scope fsm_scope;  // guarded by the pool's mutex
 
-private:
+  private:
     boost::intrusive_ptr<pool_core> pool_;
 };
 
 // asgiref's CurrentThreadExecutor: the calls a thread blocked in async_to_sync runs for the coroutine it waits on.
 // Thread-safe. Closed when its outermost serve() returns, after which submit() refuses.
 class local_caller final : public sticky_context, public call_owner {
-public:
+  public:
     [[nodiscard]] bool submit(call_ref& c) override;
     void cancel(call_base& c) noexcept override;
 
@@ -131,7 +135,7 @@ public:
     // Runs submitted calls on this thread until p is done.
     void serve(park& p);
 
-private:
+  private:
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<call_base*> jobs_;  // each holds a reference
@@ -150,8 +154,8 @@ struct thread_role {
 
 // Resumes c's coroutine on its executor with e (null for success). Any thread; once per call.
 void complete_call(call_base& c, std::exception_ptr e);
-// Runs c on this thread, records its stats and completes it.
-void execute_call(call_base& c) noexcept;
+// Runs c on this thread and records its stats; the caller then completes it.
+void run_call_here(call_base& c) noexcept;
 // From a coroutine's cancellation slot.
 void cancel_call(call_base& c) noexcept;
 

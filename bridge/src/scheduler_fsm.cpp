@@ -119,7 +119,9 @@ std::optional<scheduler_fsm::time_point> scheduler_fsm::next_deadline() const no
     return overflow_.front()->deadline_;
 }
 
-void scheduler_fsm::stop() noexcept { stopped_ = true; }
+void scheduler_fsm::stop() noexcept {
+    stopped_ = true;
+}
 
 scheduler_fsm::entry* scheduler_fsm::drain() noexcept {
     if (!stopped_) {

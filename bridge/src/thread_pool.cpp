@@ -19,6 +19,25 @@ admission_limits limits_of(const pool_options& o) {
     return admission_limits{o.threads, o.max_queue, o.when_full, o.full_wait};
 }
 
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// Returns once mail is set or budget has passed.
+void poll_for_mail(const std::atomic<bool>& mail, std::chrono::nanoseconds budget) noexcept {
+    const auto until = clock::now() + budget;
+    do {
+        for (int i = 0; i < 64; ++i) {
+            if (mail.load(std::memory_order_acquire)) {
+                return;
+            }
+            cpu_relax();
+        }
+    } while (clock::now() < until);
+}
+
 std::atomic<std::uint64_t>& rejection_counter(pool_stats& s, errc reason) noexcept {
     switch (reason) {
         case errc::queue_full:
@@ -32,7 +51,9 @@ std::atomic<std::uint64_t>& rejection_counter(pool_stats& s, errc reason) noexce
 
 }  // namespace
 
-thread_role& current_role() noexcept { return this_thread_role; }
+thread_role& current_role() noexcept {
+    return this_thread_role;
+}
 
 call_base::~call_base() = default;
 
@@ -48,7 +69,7 @@ void complete_call(call_base& c, std::exception_ptr e) {
     c.work_ = {};  // the posted completion keeps the io_context running from here
 }
 
-void execute_call(call_base& c) noexcept {
+void run_call_here(call_base& c) noexcept {
     pool_stats& stats = c.pool_->stats();
     const auto started = clock::now();
     stats.queue_wait.record(started - c.submitted_);
@@ -58,7 +79,6 @@ void execute_call(call_base& c) noexcept {
     role.scope = outer;
     stats.run_time.record(clock::now() - started);
     increment(c.error() ? stats.calls_exception : stats.calls_ok);
-    complete_call(c, c.error());
 }
 
 void cancel_call(call_base& c) noexcept {
@@ -70,7 +90,7 @@ void cancel_call(call_base& c) noexcept {
 // Workers to notify once the mutex is released (a notified thread then finds the mutex free). More than fit here are
 // notified at once, under the mutex; that only happens when a scope's release hands out several calls.
 class pool_core::wake_list {
-public:
+  public:
     explicit wake_list(pool_core& pool) : pool_(pool) {}
     wake_list(const wake_list&) = delete;
     wake_list& operator=(const wake_list&) = delete;
@@ -90,16 +110,14 @@ public:
         size_ = 0;
     }
 
-private:
+  private:
     pool_core& pool_;
     std::array<std::size_t, 4> workers_{};
     std::size_t size_ = 0;
 };
 
 pool_core::pool_core(pool_options options)
-    : options_(std::move(options)),
-      fsm_(limits_of(options_)),
-      workers_(std::make_unique<worker[]>(fsm_.threads())) {
+    : options_(std::move(options)), fsm_(limits_of(options_)), workers_(std::make_unique<worker[]>(fsm_.threads())) {
     std::lock_guard lk(mutex_);
     publish_gauges_locked();
 }
@@ -248,22 +266,27 @@ std::optional<std::thread::id> pool_core::leased_thread(const scope_core& s) {
     return workers_[w].thread.get_id();
 }
 
-park pool_core::make_park(std::size_t w) noexcept { return park{&mutex_, &workers_[w].cv}; }
+park pool_core::make_park(std::size_t w) noexcept {
+    return park{&mutex_, &workers_[w].cv};
+}
 
 void pool_core::serve_parked(std::size_t w, park& p) {
     wake_list wakes(*this);
     std::unique_lock lk(mutex_);
     fsm_.block(w);
     dispatch_locked(wakes, w);  // only ever assigns to w itself
+    worker& me = workers_[w];
     for (;;) {
-        if (call_base* c = std::exchange(workers_[w].mailbox, nullptr)) {
+        if (call_base* c = take_mail(me)) {
             run_assigned(lk, w, *c);
         } else if (p.done) {
             fsm_.unblock(w);
             publish_gauges_locked();
             return;
         } else {
-            workers_[w].cv.wait(lk);
+            me.sleeping = true;
+            me.cv.wait(lk);
+            me.sleeping = false;
         }
     }
 }
@@ -272,16 +295,36 @@ void pool_core::worker_main(std::size_t w) {
     thread_role& role = current_role();
     role.pool = this;
     role.worker = w;
+    worker& me = workers_[w];
+    bool polled = false;
     std::unique_lock lk(mutex_);
     for (;;) {
-        if (call_base* c = std::exchange(workers_[w].mailbox, nullptr)) {
+        if (call_base* c = take_mail(me)) {
             run_assigned(lk, w, *c);
+            polled = false;
         } else if (stopping_ && fsm_.worker_idle(w)) {
             return;
+        } else if (!polled && options_.spin.count() > 0) {
+            // A caller awaiting a chain of calls submits the next one within microseconds: catching it here saves a
+            // sleep and a wake-up on both sides.
+            polled = true;
+            lk.unlock();
+            poll_for_mail(me.mail, options_.spin);
+            lk.lock();
         } else {
-            workers_[w].cv.wait(lk);
+            me.sleeping = true;
+            me.cv.wait(lk);
+            me.sleeping = false;
         }
     }
+}
+
+call_base* pool_core::take_mail(worker& me) noexcept {
+    call_base* c = std::exchange(me.mailbox, nullptr);
+    if (c != nullptr) {
+        me.mail.store(false, std::memory_order_relaxed);
+    }
+    return c;
 }
 
 void pool_core::run_assigned(std::unique_lock<std::mutex>& lk, std::size_t w, call_base& c) {
@@ -289,7 +332,7 @@ void pool_core::run_assigned(std::unique_lock<std::mutex>& lk, std::size_t w, ca
     me.running.push_back(&c);
     lk.unlock();
     call_ref adopted(&c, false);
-    execute_call(c);
+    run_call_here(c);
 
     wake_list wakes(*this);
     lk.lock();
@@ -298,6 +341,9 @@ void pool_core::run_assigned(std::unique_lock<std::mutex>& lk, std::size_t w, ca
     dispatch_locked(wakes, w);
     lk.unlock();
     wakes.notify();
+    // Last, so that this thread has little left to do when the coroutine's thread wakes: on a busy machine they may
+    // share a core.
+    complete_call(c, c.error());
     adopted.reset();  // the callable's captures are gone already; the rest may still run arbitrary destructors
     lk.lock();
 }
@@ -334,7 +380,8 @@ void pool_core::dispatch_locked(wake_list& wakes, std::size_t self) {
         worker& target = workers_[a.worker];
         assert(target.mailbox == nullptr);
         target.mailbox = static_cast<call_base*>(a.work);
-        if (a.worker != self) {
+        target.mail.store(true, std::memory_order_release);
+        if (a.worker != self && target.sleeping) {
             wakes.add(a.worker);
         }
     }
@@ -405,7 +452,8 @@ void local_caller::serve(park& p) {
             call_ref job(jobs_.front(), false);
             jobs_.pop_front();
             lk.unlock();
-            execute_call(*job);
+            run_call_here(*job);
+            complete_call(*job, job->error());
             job.reset();
             lk.lock();
         } else if (p.done) {
@@ -421,29 +469,45 @@ void local_caller::serve(park& p) {
     role.caller = outer;
 }
 
-pool_core& pool_core_of(thread_pool& pool) noexcept { return *pool.core_; }
+pool_core& pool_core_of(thread_pool& pool) noexcept {
+    return *pool.core_;
+}
 
-scope_core& scope_core_of(thread_scope& scope) noexcept { return *scope.core_; }
+scope_core& scope_core_of(thread_scope& scope) noexcept {
+    return *scope.core_;
+}
 
 }  // namespace detail
 
-thread_pool::thread_pool(pool_options options) : core_(new detail::pool_core(std::move(options))) { core_->start(); }
+thread_pool::thread_pool(pool_options options) : core_(new detail::pool_core(std::move(options))) {
+    core_->start();
+}
 
 thread_pool::~thread_pool() {
     core_->stop();
     core_->join();
 }
 
-void thread_pool::stop() noexcept { core_->stop(); }
+void thread_pool::stop() noexcept {
+    core_->stop();
+}
 
-pool_stats_snapshot thread_pool::stats() const noexcept { return core_->stats().snapshot(); }
+pool_stats_snapshot thread_pool::stats() const noexcept {
+    return core_->stats().snapshot();
+}
 
-const pool_options& thread_pool::options() const noexcept { return core_->options(); }
+const pool_options& thread_pool::options() const noexcept {
+    return core_->options();
+}
 
 thread_scope::thread_scope(thread_pool& pool) : core_(new detail::scope_core(pool.core_)) {}
 
-thread_scope::~thread_scope() { core_->pool().close_scope(*core_); }
+thread_scope::~thread_scope() {
+    core_->pool().close_scope(*core_);
+}
 
-std::optional<std::thread::id> thread_scope::thread_id() const { return core_->pool().leased_thread(*core_); }
+std::optional<std::thread::id> thread_scope::thread_id() const {
+    return core_->pool().leased_thread(*core_);
+}
 
 }  // namespace sluice::bridge

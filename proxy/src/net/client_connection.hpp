@@ -83,6 +83,16 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     [[nodiscard]] const std::string& database() const noexcept { return database_; }
     [[nodiscard]] const std::string& user() const noexcept { return user_; }
     [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
+    // Adds this client's row to a snapshot and its counts to its pool's row. On this worker's thread.
+    void fill_snapshot(stats::connection_row& row) const;
+    [[nodiscard]] const std::shared_ptr<pool>& pool_ptr() const noexcept { return pool_; }
+    [[nodiscard]] bool in_transaction() const noexcept { return in_xact_; }
+    [[nodiscard]] steady_clock::time_point transaction_start() const noexcept { return xact_start_; }
+    [[nodiscard]] bool idle_in_transaction() const noexcept {
+        return server_ && !tracker_.awaiting_results() && tracker_.status() != protocol::transaction_status::idle;
+    }
+    [[nodiscard]] const server_connection* server() const noexcept { return server_.get(); }
+    [[nodiscard]] const session::parameter_set& parameters() const noexcept { return parameters_; }
 
   private:
     // Login (client_login.cpp).
@@ -94,7 +104,11 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void finish_login();
     void send_welcome(const std::vector<std::pair<std::string, std::string>>& server_parameters);
     asio::awaitable<void> handle_cancel_request(std::uint32_t pid, std::uint32_t key);
-    asio::awaitable<void> fail_login(std::string_view sqlstate, std::string message);
+    // GCC 12 destroys class-type temporaries in a co_await expression twice: callers pass views of named strings.
+    asio::awaitable<void> fail_login(std::string_view sqlstate, std::string_view message);
+    // Admin console (admin_console.cpp): PgBouncer's SHOW/PAUSE/RELOAD... on the virtual database "pgbouncer".
+    asio::awaitable<void> run_admin_console();
+    asio::awaitable<std::shared_ptr<stats::snapshot>> async_snapshot();
 
     // Relay (client_relay.cpp).
     void start_relay();
@@ -107,6 +121,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void flush_up();
     void flush_down();
     void maybe_release_server();
+    void record_ready_for_query();
     void request_server();
     void detach_server_from(const std::shared_ptr<server_connection>& server);
     void server_failed(std::string_view why);
@@ -126,6 +141,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::string database_;
     std::string user_;
     std::shared_ptr<pool> pool_;
+    pool_shard* shard_ = nullptr;                   // this worker's part of pool_
     std::shared_ptr<const config::config> config_;  // the config this client logged in under
     session::parameter_set parameters_;             // the client's view of the tracked parameters
     cancel_registry::key cancel_key_{};
@@ -147,6 +163,14 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool welcome_pending_ = false;  // waiting for a first server to learn the parameters to show at login
     protocol::split_policy up_policy_;
     protocol::split_policy down_policy_;
+
+    // Transaction and query timing for SHOW STATS and metrics.
+    steady_clock::time_point xact_start_{};
+    steady_clock::time_point query_start_{};
+    bool in_xact_ = false;
+    bool in_query_ = false;
+    steady_clock::time_point connect_time_{steady_clock::now()};
+    steady_clock::time_point request_time_{};
 
     steady_clock::time_point login_deadline_{};
     steady_clock::time_point wait_started_{};

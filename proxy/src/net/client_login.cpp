@@ -1,8 +1,10 @@
 // The login half of client_connection: startup packet, authentication, welcome.
+#include <algorithm>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <cctype>
 
+#include "admin/access.hpp"
 #include "auth/md5.hpp"
 #include "auth/random.hpp"
 #include "auth/scram.hpp"
@@ -142,7 +144,7 @@ asio::awaitable<bool> client_connection::read_message(char& type, std::string& b
     co_return !ec2;
 }
 
-asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, std::string message) {
+asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, std::string_view message) {
     SLUICE_LOG(warning, log_prefix() << ": login failed: " << sqlstate << " " << message);
     std::string out;
     protocol::write_error(out, protocol::severity::fatal, sqlstate, message);
@@ -173,13 +175,19 @@ asio::awaitable<void> client_connection::run_login() {
         }
         auto parsed = protocol::parse_startup_packet(packet);
         if (parsed.error == protocol::startup_error::unsupported_version) {
-            co_await fail_login(protocol::sqlstate::feature_not_supported,
-                                "unsupported frontend protocol " + std::to_string(parsed.packet.major) + "." +
-                                    std::to_string(parsed.packet.minor) + ": server supports 3.0 to 3.0");
+            {
+                const std::string message_text = "unsupported frontend protocol " +
+                                                 std::to_string(parsed.packet.major) + "." +
+                                                 std::to_string(parsed.packet.minor) + ": server supports 3.0 to 3.0";
+                co_await fail_login(protocol::sqlstate::feature_not_supported, message_text);
+            };
             co_return;
         }
         if (parsed.error != protocol::startup_error::none) {
-            co_await fail_login(protocol::sqlstate::protocol_violation, std::string(parsed.reason));
+            {
+                const std::string message_text = std::string(parsed.reason);
+                co_await fail_login(protocol::sqlstate::protocol_violation, message_text);
+            };
             co_return;
         }
         if (parsed.packet.kind == protocol::startup_kind::cancel_request) {
@@ -230,14 +238,31 @@ asio::awaitable<void> client_connection::run_login() {
         } else if (contains(settings.ignore_startup_parameters, name) || (name == "replication" && value == "false")) {
             // ignored as configured
         } else {
-            co_await fail_login(protocol::sqlstate::protocol_violation, "unsupported startup parameter: " + name);
+            {
+                const std::string message_text = "unsupported startup parameter: " + name;
+                co_await fail_login(protocol::sqlstate::protocol_violation, message_text);
+            };
             co_return;
         }
     }
 
+    // The console's names are reserved unless [databases] names one explicitly (the `*` fallback does not count).
+    const bool explicit_entry = std::any_of(config_->databases.begin(), config_->databases.end(),
+                                            [&](const auto& db) { return db.name == database_; });
+    if (admin::is_console_database(database_) && !explicit_entry) {
+        if (!out.empty() && !co_await write_all(out)) {
+            close("client disconnected during login");
+            co_return;
+        }
+        co_await run_admin_console();
+        co_return;
+    }
     auto entry = config::resolve_database(*config_, database_);
     if (!entry) {
-        co_await fail_login(protocol::sqlstate::invalid_catalog_name, "no such database: " + database_);
+        {
+            const std::string message_text = "no such database: " + database_;
+            co_await fail_login(protocol::sqlstate::invalid_catalog_name, message_text);
+        };
         co_return;
     }
 
@@ -249,6 +274,7 @@ asio::awaitable<void> client_connection::run_login() {
         co_return;
 
     pool_ = rt_.get_pool(*entry, database_, user_);
+    shard_ = &pool_->shard(worker_.index());
     finish_login();
 }
 
@@ -292,7 +318,10 @@ asio::awaitable<bool> client_connection::authenticate() {
         }
         auto first = fsm.on_client_first({data.data(), data.size()});
         if (!first.ok()) {
-            co_await fail_login(protocol::sqlstate::protocol_violation, std::string(first.reason));
+            {
+                const std::string message_text = std::string(first.reason);
+                co_await fail_login(protocol::sqlstate::protocol_violation, message_text);
+            };
             co_return false;
         }
         protocol::write_authentication_sasl_continue(out, first.message);
@@ -310,7 +339,10 @@ asio::awaitable<bool> client_connection::authenticate() {
             co_return false;
         }
         if (!final_result.ok()) {
-            co_await fail_login(protocol::sqlstate::protocol_violation, std::string(final_result.reason));
+            {
+                const std::string message_text = std::string(final_result.reason);
+                co_await fail_login(protocol::sqlstate::protocol_violation, message_text);
+            };
             co_return false;
         }
         protocol::write_authentication_sasl_final(out, final_result.message);
@@ -400,6 +432,56 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
     protocol::write_ready_for_query(out, protocol::transaction_status::idle);
     down_.queue_injected(out);
     SLUICE_LOG(info, log_prefix() << ": login ok");
+}
+
+}  // namespace sluice::net
+
+namespace sluice::net {
+
+void client_connection::fill_snapshot(stats::connection_row& row) const {
+    row.is_server = false;
+    row.id = id_;
+    row.user = user_;
+    row.database = database_;
+    switch (state_) {
+        case client_state::login:
+            row.state = "login";
+            break;
+        case client_state::waiting:
+            row.state = "waiting";
+            break;
+        case client_state::active:
+        case client_state::idle:
+            row.state = "active";
+            break;
+        case client_state::closed:
+            row.state = "closed";
+            break;
+    }
+    const auto colon = peer_.rfind(':');
+    if (colon != std::string::npos) {
+        row.addr = peer_.substr(0, colon);
+        row.port = std::atoi(peer_.c_str() + colon + 1);
+    } else {
+        row.addr = peer_;
+    }
+    const auto now = steady_clock::now();
+    const auto wall_now = std::chrono::system_clock::now();
+    auto to_unix_us = [&](steady_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::microseconds>((wall_now - (now - t)).time_since_epoch()).count();
+    };
+    row.connect_time_unix_us = to_unix_us(connect_time_);
+    row.request_time_unix_us =
+        request_time_ == steady_clock::time_point{} ? row.connect_time_unix_us : to_unix_us(request_time_);
+    if (state_ == client_state::waiting) {
+        row.wait_us = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_started_).count();
+    }
+    if (server_)
+        row.link_id = server_->id();
+    row.remote_pid = cancel_key_.process_id;
+    if (auto app = parameters_.get("application_name"))
+        row.application_name = std::string(*app);
+    row.worker = worker_.index();
 }
 
 }  // namespace sluice::net

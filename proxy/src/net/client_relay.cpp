@@ -157,8 +157,11 @@ void client_connection::on_client_readable(const error_code& ec) {
     if (up_.scanned == 0)
         up_.in.compact();
     error_code hard;
+    const std::size_t before = up_.in.size();
     if (drain_into(socket_, up_.in, hard))
         client_eof_ = true;
+    if (shard_)
+        shard_->counters.bytes_received.add(up_.in.size() - before);
 
     switch (state_) {
         case client_state::idle:
@@ -211,7 +214,7 @@ void client_connection::request_server() {
     state_ = client_state::waiting;
     wait_started_ = steady_clock::now();
     keep_alive_ = shared_from_this();
-    pool_->shard(worker_.index()).acquire(*this);
+    (*shard_).acquire(*this);
 }
 
 void client_connection::on_server_assigned(std::shared_ptr<server_connection> server) {
@@ -223,13 +226,22 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
         pool_->set_welcome(server->login_parameters());
         send_welcome(server->login_parameters());
         state_ = client_state::idle;
-        pool_->shard(worker_.index()).release(std::move(server));
+        (*shard_).release(std::move(server));
         start_relay();
         return;
     }
     server_ = std::move(server);
     server_->client = this;
     rt_.active_clients.fetch_add(1, std::memory_order_relaxed);
+    {
+        const auto now = steady_clock::now();
+        const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_started_).count();
+        auto& c = shard_->counters;
+        c.server_assignment_count.add();
+        c.wait_time_us.add(static_cast<std::uint64_t>(waited));
+        c.wait_time.observe_microseconds(static_cast<std::uint64_t>(waited));
+        request_time_ = now;
+    }
     server_generation_ = server_->generation();
     state_ = client_state::active;
     tracker_.reset();
@@ -279,6 +291,19 @@ void client_connection::process_up() {
                 return;
             }
             tracker_.on_client_message(type);
+            if (type == protocol::to_char(protocol::frontend::parse)) {
+                shard_->counters.client_parse_count.add();
+            } else if (type == protocol::to_char(protocol::frontend::bind)) {
+                shard_->counters.bind_count.add();
+            }
+            if (!in_query_ || !in_xact_) {
+                const auto now = steady_clock::now();
+                if (!in_query_)
+                    query_start_ = now;
+                if (!in_xact_)
+                    xact_start_ = now;
+                in_query_ = in_xact_ = true;
+            }
         }
         up_.queue_in(up_.scanned, piece.size);
         up_.scanned += piece.size;
@@ -405,8 +430,11 @@ void client_connection::process_down() {
                 return;
             }
             tracker_.on_ready_for_query(static_cast<protocol::transaction_status>(body[0]));
-            if (swallowing)
+            if (swallowing) {
                 --swallow_ready_;
+            } else if (in_query_) {
+                record_ready_for_query();
+            }
         } else if (type == protocol::to_char(protocol::backend::parameter_status)) {
             protocol::message_reader r(data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
             const auto name = r.cstring();
@@ -428,6 +456,26 @@ void client_connection::process_down() {
     }
     flush_down();
     maybe_release_server();
+}
+
+void client_connection::record_ready_for_query() {
+    const auto now = steady_clock::now();
+    auto& c = shard_->counters;
+    const auto query_us =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - query_start_).count());
+    c.query_count.add();
+    c.query_time_us.add(query_us);
+    c.query_time.observe_microseconds(query_us);
+    query_start_ = now;
+    in_query_ = tracker_.awaiting_results();
+    if (tracker_.idle() && in_xact_) {
+        const auto xact_us = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - xact_start_).count());
+        c.xact_count.add();
+        c.xact_time_us.add(xact_us);
+        c.xact_time.observe_microseconds(xact_us);
+        in_xact_ = false;
+    }
 }
 
 void client_connection::flush_down() {
@@ -459,6 +507,8 @@ void client_connection::flush_down() {
             return;
         }
     }
+    if (shard_)
+        shard_->counters.bytes_sent.add(down_.batch_bytes);
     down_.complete_batch();
     if (down_.in.empty() && !server_)
         down_.in.release();
@@ -477,7 +527,7 @@ void client_connection::maybe_release_server() {
     auto server = std::move(server_);
     detach_server_from(server);
     state_ = client_state::idle;
-    pool_->shard(worker_.index()).release(std::move(server));
+    (*shard_).release(std::move(server));
     if (state_ != client_state::idle)
         return;
     if (has_complete_header()) {
@@ -520,7 +570,7 @@ void client_connection::server_failed(std::string_view why) {
     auto server = std::move(server_);
     SLUICE_LOG(warning, log_prefix() << ": server S-" << server->id() << " failed: " << why);
     detach_server_from(server);
-    pool_->shard(worker_.index()).discard(*server, close_reason::error);
+    (*shard_).discard(*server, close_reason::error);
     state_ = client_state::idle;
     send_error_and_close(protocol::sqlstate::connection_failure, std::string("server connection failed: ").append(why));
 }
@@ -549,7 +599,7 @@ void client_connection::close(std::string_view why) {
     state_ = client_state::closed;
     const auto self = std::move(keep_alive_);
     if (previous == client_state::waiting && pool_)
-        pool_->shard(worker_.index()).cancel_wait(*this);
+        (*shard_).cancel_wait(*this);
     if (server_) {
         auto server = std::move(server_);
         const bool nothing_outstanding = !tracker_.awaiting_results() && !tracker_.unsynced() && swallow_ready_ == 0 &&
@@ -557,7 +607,7 @@ void client_connection::close(std::string_view why) {
                                          !down_.splitter.mid_message() && down_.scanned == down_.in.size();
         const auto status = tracker_.status();
         detach_server_from(server);
-        auto& shard = pool_->shard(worker_.index());
+        auto& shard = (*shard_);
         const auto& reset = pool_->cfg().reset_query;
         const bool session_mode = pool_->cfg().mode == config::pool_mode::session;
         if (!nothing_outstanding) {

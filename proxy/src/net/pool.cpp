@@ -66,6 +66,7 @@ void pool_shard::acquire(client_connection& client) {
     if (pool_.try_reserve_server()) {
         start_connect();
     } else {
+        counters.exhaustion_events.add();
         ask_for_idle_server();
     }
 }
@@ -199,6 +200,7 @@ void pool_shard::start_connect() {
                 std::erase(owned_, server);
                 pool_.unreserve_server();
                 SLUICE_LOG(warning, server_prefix(*server, pool_) << ": " << err.message);
+                counters.server_connect_failures.add();
                 on_connect_failed(err);
                 co_return;
             }
@@ -277,6 +279,7 @@ void pool_shard::tick(steady_clock::time_point now) {
             update_shared_counts();
             SLUICE_LOG(warning,
                        "C-" << client.id() << " " << cfg.database << "/" << cfg.user << ": query_wait_timeout expired");
+            counters.query_wait_timeouts.add();
             client.on_server_failed({std::string(protocol::sqlstate::protocol_violation), "query_wait_timeout"});
         }
     }
@@ -302,6 +305,55 @@ void pool_shard::tick(steady_clock::time_point now) {
             start_connect();
         } else {
             ask_for_idle_server();
+        }
+    }
+}
+
+void pool_shard::fill_snapshot(stats::pool_row& row, std::vector<stats::connection_row>& servers) const {
+    row.sv_active += static_cast<int>(active_.size());
+    row.sv_idle += static_cast<int>(idle_.size());
+    for (const auto& s : other_) {
+        if (s.state() == server_state::connecting) {
+            ++row.sv_login;
+        } else {
+            ++row.sv_tested;
+        }
+    }
+    row.cl_waiting += static_cast<int>(waiting_.size());
+    const auto now = steady_clock::now();
+    if (!waiting_.empty()) {
+        const auto waited =
+            std::chrono::duration_cast<std::chrono::microseconds>(now - waiting_.front().wait_started());
+        row.maxwait_us = std::max<std::int64_t>(row.maxwait_us, waited.count());
+    }
+    row.totals.add(counters);
+    row.wait_time.add(counters.wait_time);
+    row.xact_time.add(counters.xact_time);
+    row.query_time.add(counters.query_time);
+    row.connect_time.add(counters.connect_time);
+    const auto wall_now = std::chrono::system_clock::now();
+    auto to_unix_us = [&](steady_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::microseconds>((wall_now - (now - t)).time_since_epoch()).count();
+    };
+    for (const auto* list : {&active_, &idle_, &other_}) {
+        for (const auto& s : *list) {
+            stats::connection_row r;
+            r.is_server = true;
+            r.id = s.id();
+            r.user = pool_.cfg().user;
+            r.database = pool_.cfg().database;
+            r.state = s.state() == server_state::connecting    ? "login"
+                      : s.state() == server_state::maintenance ? "tested"
+                                                               : to_string(s.state());
+            r.addr = s.host();
+            r.port = s.port();
+            r.connect_time_unix_us = to_unix_us(s.connected_at());
+            r.request_time_unix_us = to_unix_us(s.last_used());
+            r.remote_pid = s.backend_pid();
+            r.worker = worker_.index();
+            if (s.client)
+                r.link_id = s.client->id();
+            servers.push_back(std::move(r));
         }
     }
 }

@@ -24,6 +24,8 @@
 #include "config/config.hpp"
 #include "net/asio_fwd.hpp"
 #include "net/server_connection.hpp"
+#include "stats/pool_counters.hpp"
+#include "stats/snapshot.hpp"
 
 namespace sluice::net {
 
@@ -86,6 +88,12 @@ class pool_shard {
     [[nodiscard]] std::size_t idle_count() const noexcept { return idle_.size(); }
     [[nodiscard]] std::size_t active_count() const noexcept { return active_.size(); }
     [[nodiscard]] std::size_t waiting_count() const noexcept { return waiting_.size(); }
+
+    // This worker's part of the pool's rows in a snapshot (counts, connection rows). On this worker's thread.
+    void fill_snapshot(stats::pool_row& row, std::vector<stats::connection_row>& servers) const;
+
+    // Written on this worker's thread only, read by any thread (scrapes, SHOW STATS).
+    stats::pool_counters counters;
 
     // Read by other workers.
     std::atomic<int> shared_idle{0};

@@ -1,6 +1,7 @@
 #include "net/runtime.hpp"
 
 #include "auth/random.hpp"
+#include "net/client_connection.hpp"
 #include "net/pool.hpp"
 #include "net/worker.hpp"
 #include "util/log.hpp"
@@ -49,7 +50,111 @@ std::shared_ptr<client_connection> cancel_registry::find(key k) const {
     return it == clients_.end() ? nullptr : it->second.lock();
 }
 
-runtime::runtime(std::shared_ptr<const config::config> cfg) : config_(std::move(cfg)) {
+namespace {
+std::int64_t unix_now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+const char* mode_name(config::pool_mode m) {
+    switch (m) {
+        case config::pool_mode::session:
+            return "session";
+        case config::pool_mode::transaction:
+            return "transaction";
+        case config::pool_mode::statement:
+            return "statement";
+    }
+    return "transaction";
+}
+}  // namespace
+
+void runtime::async_snapshot(worker& requester, std::function<void(std::shared_ptr<stats::snapshot>)> done) {
+    struct gather {
+        std::mutex mutex;
+        std::shared_ptr<stats::snapshot> snap = std::make_shared<stats::snapshot>();
+        std::map<std::pair<std::string, std::string>, std::size_t> index;
+        std::size_t remaining = 0;
+        std::function<void(std::shared_ptr<stats::snapshot>)> done;
+    };
+    auto g = std::make_shared<gather>();
+    g->done = std::move(done);
+    g->remaining = workers_.size();
+    const auto cfg = config();
+    g->snap->taken_unix_us = unix_now_us();
+    g->snap->started_unix_us = started_unix_us_;
+    g->snap->max_client_conn = cfg->settings.max_client_conn;
+    g->snap->total_clients = client_count.load(std::memory_order_relaxed);
+    const auto pools = pools_snapshot();
+    for (auto& wp : workers_) {
+        worker* w = wp.get();
+        w->post([this, g, w, pools, &requester] {
+            std::vector<stats::pool_row> rows;
+            std::vector<stats::connection_row> servers;
+            std::map<const pool*, std::size_t> by_pool;
+            for (const auto& p : pools) {
+                stats::pool_row row;
+                row.database = p->cfg().database;
+                row.user = p->cfg().user;
+                row.pool_mode = mode_name(p->cfg().mode);
+                row.pool_size = p->cfg().pool_size;
+                p->shard(w->index()).fill_snapshot(row, servers);
+                by_pool[p.get()] = rows.size();
+                rows.push_back(std::move(row));
+            }
+            std::vector<stats::connection_row> clients;
+            const auto now = steady_clock::now();
+            for (const auto& c : w->clients()) {
+                stats::connection_row r;
+                c.fill_snapshot(r);
+                clients.push_back(std::move(r));
+                if (!c.pool_ptr())
+                    continue;
+                auto it = by_pool.find(c.pool_ptr().get());
+                if (it == by_pool.end())
+                    continue;
+                auto& row = rows[it->second];
+                switch (c.state()) {
+                    case client_state::active:
+                        ++row.cl_active;
+                        break;
+                    case client_state::idle:
+                        ++row.cl_active;
+                        ++row.cl_idle;
+                        break;
+                    default:
+                        break;  // waiting clients are counted by the shard; login/closed are not in pools
+                }
+                if (c.in_transaction()) {
+                    const auto age = std::chrono::duration_cast<std::chrono::microseconds>(now - c.transaction_start());
+                    row.oldest_xact_us = std::max<std::int64_t>(row.oldest_xact_us, age.count());
+                    if (c.idle_in_transaction()) {
+                        row.oldest_idle_in_xact_us = std::max<std::int64_t>(row.oldest_idle_in_xact_us, age.count());
+                    }
+                }
+            }
+            std::lock_guard lock(g->mutex);
+            auto& snap = *g->snap;
+            for (auto& row : rows) {
+                auto key = std::make_pair(row.database, row.user);
+                auto [it, inserted] = g->index.try_emplace(key, snap.pools.size());
+                if (inserted) {
+                    snap.pools.push_back(std::move(row));
+                } else {
+                    stats::merge_pool_row(snap.pools[it->second], row);
+                }
+            }
+            for (auto& r : clients)
+                snap.clients.push_back(std::move(r));
+            for (auto& r : servers)
+                snap.servers.push_back(std::move(r));
+            if (--g->remaining == 0) {
+                requester.post([g] { g->done(g->snap); });
+            }
+        });
+    }
+}
+
+runtime::runtime(std::shared_ptr<const config::config> cfg) : config_(std::move(cfg)), started_unix_us_(unix_now_us()) {
     unsigned n = static_cast<unsigned>(config_->settings.workers);
     if (n == 0)
         n = std::max(1u, std::thread::hardware_concurrency());

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "auth/userlist.hpp"
 #include "config/config.hpp"
 #include "net/asio_fwd.hpp"
+#include "stats/snapshot.hpp"
 
 namespace sluice::net {
 
@@ -90,7 +92,12 @@ class runtime {
     [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
     [[nodiscard]] std::vector<std::shared_ptr<pool>> pools_snapshot() const;
 
+    // Gathers a snapshot from every worker (each fills its part on its own thread) and calls `done` on `requester`'s
+    // thread. Never blocks a worker.
+    void async_snapshot(worker& requester, std::function<void(std::shared_ptr<stats::snapshot>)> done);
+
     cancel_registry& cancels() noexcept { return cancels_; }
+    [[nodiscard]] std::int64_t started_unix_us() const noexcept { return started_unix_us_; }
     [[nodiscard]] std::uint64_t next_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 
     // Clients logged in or logging in, for max_client_conn.
@@ -111,6 +118,7 @@ class runtime {
     std::vector<std::unique_ptr<worker>> workers_;
     cancel_registry cancels_;
     std::atomic<std::uint64_t> next_id_{1};
+    std::int64_t started_unix_us_ = 0;
 };
 
 }  // namespace sluice::net

@@ -73,7 +73,8 @@ asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const st
         co_return ec;
     }
     asio::ip::tcp::resolver resolver(executor);
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_nothrow);
+    const std::string service = std::to_string(port);
+    auto [rec, results] = co_await resolver.async_resolve(host, service, use_nothrow);
     if (rec)
         co_return rec;
     error_code last = asio::error::host_not_found;
@@ -340,7 +341,7 @@ asio::awaitable<server_error> server_connection::async_login() {
     }
 }
 
-asio::awaitable<server_error> server_connection::async_run_query(std::string sql) {
+asio::awaitable<server_error> server_connection::async_run_query(const std::string& sql) {
     std::string out;
     protocol::write_query(out, sql);
     if (!co_await async_write_all(out))

@@ -62,7 +62,7 @@ class server_connection : public std::enable_shared_from_this<server_connection>
 
     // Runs one simple Query (Sluice's own: reset, rollback, check) and waits for its ReadyForQuery, discarding the
     // results. Precondition: no client attached; the server's read-wait is not armed.
-    [[nodiscard]] asio::awaitable<server_error> async_run_query(std::string sql);
+    [[nodiscard]] asio::awaitable<server_error> async_run_query(const std::string& sql);
 
     std::uint64_t id() const noexcept { return id_; }
     pool& owner() noexcept { return *pool_; }

@@ -46,7 +46,7 @@ awaitable<int> add_on_loop(int a, int b) {
 // Runs f on a fresh plain thread (no event loop); the test thread only waits for its result, with a deadline.
 template <class R>
 class plain_thread {
-public:
+  public:
     template <class F>
     explicit plain_thread(F f) {
         std::packaged_task<R()> task(std::move(f));
@@ -67,7 +67,7 @@ public:
     [[nodiscard]] bool ready() { return ready_in_time(result_); }
     [[nodiscard]] R get() { return result_.get(); }
 
-private:
+  private:
     std::future<R> result_;
     std::thread thread_;
 };
@@ -83,9 +83,8 @@ TEST(async_to_sync, returns_the_awaitable_result_to_a_plain_thread) {
 
 TEST(async_to_sync, runs_the_awaitable_on_the_event_loop_thread) {
     io_thread io;
-    const auto ran_on = async_to_sync(io.executor(), []() -> awaitable<std::thread::id> {
-        co_return std::this_thread::get_id();
-    });
+    const auto ran_on =
+        async_to_sync(io.executor(), []() -> awaitable<std::thread::id> { co_return std::this_thread::get_id(); });
     EXPECT_EQ(ran_on, io.id());
 }
 
@@ -97,7 +96,8 @@ TEST(async_to_sync, supports_void_move_only_and_non_default_constructible_result
         co_return;
     });
     EXPECT_TRUE(ran);
-    auto owned = async_to_sync(io.executor(), []() -> awaitable<std::unique_ptr<int>> { co_return std::make_unique<int>(7); });
+    auto owned =
+        async_to_sync(io.executor(), []() -> awaitable<std::unique_ptr<int>> { co_return std::make_unique<int>(7); });
     ASSERT_NE(owned, nullptr);
     EXPECT_EQ(*owned, 7);
     EXPECT_EQ(async_to_sync(io.executor(), []() -> awaitable<no_default> { co_return no_default(5); }).value, 5);
@@ -226,7 +226,8 @@ TEST(nesting, caller_serves_its_calls_even_when_the_pool_is_exhausted) {
     });
     ASSERT_TRUE(started.wait());
     plain_thread caller([&] {
-        return async_to_sync(io.executor(), [&]() -> awaitable<int> { co_return co_await sync_to_async(pool, [] { return 5; }); });
+        return async_to_sync(io.executor(),
+                             [&]() -> awaitable<int> { co_return co_await sync_to_async(pool, [] { return 5; }); });
     });
     const bool served = caller.ready();
     release.open();
@@ -277,7 +278,8 @@ TEST(nesting, any_thread_call_from_async_to_sync_uses_the_pool) {
     thread_pool pool({.threads = 1});
     plain_thread caller([&] {
         const auto inner = async_to_sync(io.executor(), [&]() -> awaitable<std::thread::id> {
-            co_return co_await sync_to_async(pool, [] { return std::this_thread::get_id(); }, any_thread);
+            co_return co_await sync_to_async(
+                pool, [] { return std::this_thread::get_id(); }, any_thread);
         });
         return inner != std::this_thread::get_id();
     });

@@ -25,7 +25,7 @@ inline constexpr auto deadline = 20s;
 
 // An io_context run by one thread for the test's lifetime.
 class io_thread {
-public:
+  public:
     io_thread() : work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
     ~io_thread() {
         work_.reset();
@@ -39,7 +39,7 @@ public:
     [[nodiscard]] asio::any_io_executor executor() { return io_.get_executor(); }
     [[nodiscard]] std::thread::id id() const noexcept { return thread_.get_id(); }
 
-private:
+  private:
     asio::io_context io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::thread thread_;
@@ -72,11 +72,11 @@ template <class Pred>
 // A one-shot gate a callable blocks on until the test opens it (or the deadline passes, to never hang a failing
 // test).
 class gate {
-public:
+  public:
     void open() { promise_.set_value(); }
     [[nodiscard]] bool wait() const { return future_.wait_for(deadline) == std::future_status::ready; }
 
-private:
+  private:
     std::promise<void> promise_;
     std::shared_future<void> future_ = promise_.get_future().share();
 };

@@ -23,7 +23,9 @@ std::string lookup(int id) {
     ++calls_on_this_thread;
     return "user-" + std::to_string(id);
 }
-int calls() { return calls_on_this_thread; }
+int calls() {
+    return calls_on_this_thread;
+}
 }  // namespace legacy
 
 // The async caller: a coroutine on the event loop, which must never block.

@@ -24,10 +24,10 @@ TEST(duration_histogram, bounds_run_from_100us_to_60s_in_1_2_5_steps) {
 TEST(duration_histogram, counts_each_observation_in_the_first_bucket_that_holds_it) {
     duration_histogram h;
     h.record(0ns);
-    h.record(100us);     // bounds are inclusive
+    h.record(100us);  // bounds are inclusive
     h.record(101us);
-    h.record(1500ms);    // (1 s, 2.5 s]
-    h.record(61s);       // above every bound
+    h.record(1500ms);  // (1 s, 2.5 s]
+    h.record(61s);     // above every bound
     const auto s = h.snapshot();
     EXPECT_EQ(s.buckets[0], 2u);
     EXPECT_EQ(s.buckets[1], 1u);

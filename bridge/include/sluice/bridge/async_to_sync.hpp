@@ -2,14 +2,15 @@
 
 // async_to_sync: from a plain thread, run an awaitable on a running io_context and block for its result.
 //
-//   int rows = bridge::async_to_sync(io.get_executor(), [&]() -> asio::awaitable<int> { co_return co_await count(db); });
+//   int rows = bridge::async_to_sync(io.get_executor(), [&] { return count_rows(db); });  // count_rows: awaitable<int>
 //
 // Prefer the callable form: the bridge keeps the callable (and so a coroutine lambda's captures) alive until the
-// coroutine finishes, and calls it on the executor. Passing `lambda()` instead leaves the coroutine referring to a
-// destroyed closure. Either way the coroutine is co_spawned on the executor; nothing starts on the calling thread. Its exception
-// is rethrown here with its own type. While it waits, the calling thread runs the thread-sensitive sync_to_async calls
-// the awaitable makes (asgiref's CurrentThreadExecutor), so sync -> async -> sync nesting cannot deadlock. On a thread
-// that runs an event loop it throws misuse_error (errc::event_loop_thread) instead of blocking that loop.
+// coroutine finishes, and calls it on the executor. Passing `coroutine_lambda()` instead leaves the coroutine
+// referring to a destroyed closure. Either way the coroutine is co_spawned on the executor; nothing starts on the
+// calling thread. Its exception is rethrown here with its own type. While it waits, the calling thread runs the
+// thread-sensitive sync_to_async calls the awaitable makes (asgiref's CurrentThreadExecutor), so sync -> async -> sync
+// nesting cannot deadlock. On a thread that runs an event loop it throws misuse_error (errc::event_loop_thread) instead
+// of blocking that loop.
 
 #include <concepts>
 #include <functional>
@@ -70,7 +71,9 @@ template <class T>
 
 // f() must return an awaitable; it is called on ex, and f is kept alive until that awaitable finishes.
 template <class F>
-    requires std::invocable<F&> && requires { typename detail::awaitable_value_t<F>; }
+requires std::invocable<F&> && requires {
+    typename detail::awaitable_value_t<F>;
+}
 auto async_to_sync(const boost::asio::any_io_executor& ex, F f) -> detail::awaitable_value_t<F> {
     using result_type = detail::awaitable_value_t<F>;
     if constexpr (std::is_void_v<result_type>) {

@@ -22,13 +22,13 @@ enum class errc {
 [[nodiscard]] std::error_code make_error_code(errc e) noexcept;
 
 class bridge_error : public std::system_error {
-public:
+  public:
     explicit bridge_error(errc e);
 };
 
 // A programming error, not a runtime condition: the caller must be changed (e.g. `co_await` instead of blocking).
 class misuse_error : public bridge_error {
-public:
+  public:
     explicit misuse_error(errc e);
 };
 

@@ -28,7 +28,7 @@ enum class overflow_policy {
 };
 
 struct admission_limits {
-    std::size_t threads = 4;    // workers, at least 1
+    std::size_t threads = 4;      // workers, at least 1
     std::size_t max_queue = 256;  // calls admitted but not started, over all scopes of the pool
     overflow_policy when_full = overflow_policy::reject;
     std::chrono::steady_clock::duration full_wait = std::chrono::seconds(1);  // only for overflow_policy::wait
@@ -39,7 +39,7 @@ namespace detail {
 // A FIFO threaded through its elements, so queueing never allocates. T provides the two link members.
 template <class T, T* T::*Prev, T* T::*Next>
 class intrusive_fifo {
-public:
+  public:
     [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] T* front() const noexcept { return head_; }
@@ -61,7 +61,7 @@ public:
         --size_;
     }
 
-private:
+  private:
     T* head_ = nullptr;
     T* tail_ = nullptr;
     std::size_t size_ = 0;
@@ -71,7 +71,7 @@ private:
 
 // Not thread-safe: the owner serialises every call (thread_pool holds its mutex).
 class scheduler_fsm {
-public:
+  public:
     using clock = std::chrono::steady_clock;
     using time_point = clock::time_point;
     static constexpr std::size_t no_worker = static_cast<std::size_t>(-1);
@@ -84,7 +84,7 @@ public:
     // One call's scheduling state, embedded in the call. The owner keeps it alive and in place from submit() until
     // finish(), cancel() returning true, expire() or drain() returning it.
     class entry {
-    public:
+      public:
         explicit entry(scope* sticky = nullptr) noexcept : scope_(sticky) {}
         entry(const entry&) = delete;
         entry& operator=(const entry&) = delete;
@@ -97,7 +97,7 @@ public:
         // The worker running this call; meaningful while state() is running.
         [[nodiscard]] std::size_t worker() const noexcept { return worker_; }
 
-    private:
+      private:
         friend class scheduler_fsm;
         friend class scope;
 
@@ -115,7 +115,7 @@ public:
     // A sticky scope's scheduling state: its pending calls and the worker it leases. The owner keeps it alive while
     // it has entries or a lease (close_scope() returns the lease once both are gone).
     class scope {
-    public:
+      public:
         scope() = default;
         scope(const scope&) = delete;
         scope& operator=(const scope&) = delete;
@@ -124,7 +124,7 @@ public:
         [[nodiscard]] std::size_t worker() const noexcept { return worker_; }
         [[nodiscard]] std::size_t pending() const noexcept { return entries_.size(); }
 
-    private:
+      private:
         friend class scheduler_fsm;
         using entry_list = detail::intrusive_fifo<entry, &entry::prev_, &entry::next_>;
 
@@ -173,7 +173,7 @@ public:
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
     [[nodiscard]] bool worker_idle(std::size_t worker) const noexcept { return workers_[worker].runs == 0; }
 
-private:
+  private:
     struct worker_state {
         scope* lease = nullptr;
         std::uint32_t runs = 0;     // calls on this worker's stack: the current one plus those it waits under

@@ -34,44 +34,44 @@ struct histogram_snapshot {
 // Fixed-bucket histogram of durations. Thread-safe; a snapshot taken while others record may be off by the
 // observations in flight (count and buckets are read separately).
 class duration_histogram {
-public:
+  public:
     void record(std::chrono::nanoseconds d) noexcept;
     [[nodiscard]] histogram_snapshot snapshot() const noexcept;
 
-private:
+  private:
     std::array<std::atomic<std::uint64_t>, duration_bucket_bounds.size() + 1> buckets_{};
     std::atomic<std::uint64_t> count_{0};
     std::atomic<std::int64_t> sum_ns_{0};
 };
 
 // X(field, exported name, label, help). Counters only grow; gauges are set by their owner.
-#define SLUICE_BRIDGE_POOL_COUNTERS(X)                                                                          \
-    X(calls_ok, "sluice_bridge_calls_total", "outcome=\"ok\"", "Calls finished, by outcome")                     \
-    X(calls_exception, "sluice_bridge_calls_total", "outcome=\"exception\"", "Calls finished, by outcome")       \
-    X(calls_cancelled, "sluice_bridge_calls_total", "outcome=\"cancelled\"", "Calls finished, by outcome")       \
-    X(calls_rejected, "sluice_bridge_calls_total", "outcome=\"rejected\"", "Calls finished, by outcome")         \
-    X(rejected_queue_full, "sluice_bridge_rejections_total", "reason=\"queue_full\"", "Calls refused, by reason") \
-    X(rejected_queue_timeout, "sluice_bridge_rejections_total", "reason=\"queue_timeout\"",                       \
-      "Calls refused, by reason")                                                                                 \
+#define SLUICE_BRIDGE_POOL_COUNTERS(X)                                                                                \
+    X(calls_ok, "sluice_bridge_calls_total", "outcome=\"ok\"", "Calls finished, by outcome")                          \
+    X(calls_exception, "sluice_bridge_calls_total", "outcome=\"exception\"", "Calls finished, by outcome")            \
+    X(calls_cancelled, "sluice_bridge_calls_total", "outcome=\"cancelled\"", "Calls finished, by outcome")            \
+    X(calls_rejected, "sluice_bridge_calls_total", "outcome=\"rejected\"", "Calls finished, by outcome")              \
+    X(rejected_queue_full, "sluice_bridge_rejections_total", "reason=\"queue_full\"", "Calls refused, by reason")     \
+    X(rejected_queue_timeout, "sluice_bridge_rejections_total", "reason=\"queue_timeout\"",                           \
+      "Calls refused, by reason")                                                                                     \
     X(rejected_pool_stopped, "sluice_bridge_rejections_total", "reason=\"pool_stopped\"", "Calls refused, by reason") \
     X(stop_requests, "sluice_bridge_stop_requests_total", "", "Running calls asked to stop through their stop_token")
-#define SLUICE_BRIDGE_POOL_GAUGES(X)                                                                                 \
-    X(queue_depth, "sluice_bridge_queue_depth", "", "Calls admitted to the queue, not started")                       \
-    X(queue_waiting, "sluice_bridge_queue_waiting", "", "Calls waiting for room in a full queue (wait policy)")       \
-    X(threads_busy, "sluice_bridge_threads", "state=\"busy\"", "Worker threads, by state")                           \
-    X(threads_idle, "sluice_bridge_threads", "state=\"idle\"", "Worker threads, by state")                           \
+#define SLUICE_BRIDGE_POOL_GAUGES(X)                                                                            \
+    X(queue_depth, "sluice_bridge_queue_depth", "", "Calls admitted to the queue, not started")                 \
+    X(queue_waiting, "sluice_bridge_queue_waiting", "", "Calls waiting for room in a full queue (wait policy)") \
+    X(threads_busy, "sluice_bridge_threads", "state=\"busy\"", "Worker threads, by state")                      \
+    X(threads_idle, "sluice_bridge_threads", "state=\"idle\"", "Worker threads, by state")                      \
     X(scopes_leased, "sluice_bridge_scopes_leased", "", "Worker threads leased to a thread_scope")
-#define SLUICE_BRIDGE_POOL_HISTOGRAMS(X)                                                                    \
+#define SLUICE_BRIDGE_POOL_HISTOGRAMS(X)                                                                   \
     X(queue_wait, "sluice_bridge_queue_wait_seconds", "", "Time from submission to the start of the call") \
     X(run_time, "sluice_bridge_run_seconds", "", "Time a call ran on its thread")
 
 // async_to_sync has no pool: its metrics are process-wide.
-#define SLUICE_BRIDGE_GLOBAL_COUNTERS(X)                                                                            \
+#define SLUICE_BRIDGE_GLOBAL_COUNTERS(X)                                                                          \
     X(async_to_sync_ok, "sluice_bridge_async_to_sync_total", "outcome=\"ok\"", "async_to_sync calls, by outcome") \
-    X(async_to_sync_exception, "sluice_bridge_async_to_sync_total", "outcome=\"exception\"",                       \
-      "async_to_sync calls, by outcome")                                                                            \
-    X(async_to_sync_abandoned, "sluice_bridge_async_to_sync_total", "outcome=\"abandoned\"",                       \
-      "async_to_sync calls, by outcome")                                                                            \
+    X(async_to_sync_exception, "sluice_bridge_async_to_sync_total", "outcome=\"exception\"",                      \
+      "async_to_sync calls, by outcome")                                                                          \
+    X(async_to_sync_abandoned, "sluice_bridge_async_to_sync_total", "outcome=\"abandoned\"",                      \
+      "async_to_sync calls, by outcome")                                                                          \
     X(misuse, "sluice_bridge_misuse_total", "", "async_to_sync called where it would block an event loop")
 #define SLUICE_BRIDGE_GLOBAL_HISTOGRAMS(X) \
     X(async_to_sync_time, "sluice_bridge_async_to_sync_seconds", "", "Time a thread blocked in async_to_sync")
@@ -118,6 +118,8 @@ struct global_stats {
 [[nodiscard]] global_stats& bridge_global_stats() noexcept;
 
 // Adds one to a counter; relaxed, since a counter orders nothing.
-inline void increment(std::atomic<std::uint64_t>& counter) noexcept { counter.fetch_add(1, std::memory_order_relaxed); }
+inline void increment(std::atomic<std::uint64_t>& counter) noexcept {
+    counter.fetch_add(1, std::memory_order_relaxed);
+}
 
 }  // namespace sluice::bridge

@@ -9,6 +9,10 @@
 // coroutine with its own type. Refusals are bridge_error (see error.hpp). Cancelling the coroutine (a cancellation
 // slot, `||`) drops a call that has not started (bridge_error, errc::cancelled) and signals the std::stop_token of one
 // that has; the coroutine resumes only once the callable has returned, so it may capture locals by reference.
+//
+// GCC 12 destroys twice a lambda (or aggregate) temporary written inside a co_await expression when a capture has a
+// non-trivial destructor. Inline lambdas should capture by reference or trivially destructible values; name one that
+// owns resources first, then pass it with std::move (bridge/README.md).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/smart_ptr/intrusive_ptr.hpp>

@@ -35,7 +35,7 @@ struct call_result {
     using type = std::invoke_result_t<F&>;
 };
 template <class F>
-    requires std::invocable<F&, std::stop_token>
+requires std::invocable<F&, std::stop_token>
 struct call_result<F> {
     using type = std::invoke_result_t<F&, std::stop_token>;
 };
@@ -44,7 +44,7 @@ template <class F>
 using call_result_t = std::remove_cvref_t<typename call_result<F>::type>;
 
 class call_base : public ref_counted, public scheduler_fsm::entry {
-public:
+  public:
     // Runs the callable on this thread. Called once; any exception is kept for the awaiting coroutine.
     void run() noexcept { invoke(stop_.get_token()); }
     [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
@@ -61,7 +61,7 @@ public:
     boost::intrusive_ptr<const ref_counted> scope_keep_;
     std::chrono::steady_clock::time_point submitted_{};
 
-protected:
+  protected:
     explicit call_base(bool stoppable) : stop_(stoppable ? std::stop_source() : std::stop_source(std::nostopstate)) {}
     ~call_base() override;
 
@@ -72,21 +72,21 @@ protected:
 
 template <class R>
 class result_call : public call_base {
-public:
+  public:
     // Precondition: the call ran and error() is null.
     [[nodiscard]] R take() { return std::move(*value_); }
 
-protected:
+  protected:
     using call_base::call_base;
     std::optional<R> value_;
 };
 
 template <>
 class result_call<void> : public call_base {
-public:
+  public:
     void take() noexcept {}
 
-protected:
+  protected:
     using call_base::call_base;
 };
 
@@ -97,10 +97,10 @@ class call final : public result_call<call_result_t<F>> {
     static_assert(std::is_void_v<result_type> || std::move_constructible<result_type>,
                   "sync_to_async: the callable's result must be movable");
 
-public:
+  public:
     explicit call(F&& fn) : result_call<result_type>(stoppable), fn_(std::move(fn)) {}
 
-private:
+  private:
     void invoke(std::stop_token st) noexcept override {
         try {
             if constexpr (std::is_void_v<result_type>) {

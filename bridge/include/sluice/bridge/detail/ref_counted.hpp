@@ -11,7 +11,7 @@
 namespace sluice::bridge::detail {
 
 class ref_counted {
-public:
+  public:
     ref_counted(const ref_counted&) = delete;
     ref_counted& operator=(const ref_counted&) = delete;
 
@@ -24,11 +24,11 @@ public:
         }
     }
 
-protected:
+  protected:
     ref_counted() = default;
     virtual ~ref_counted() = default;
 
-private:
+  private:
     mutable std::atomic<std::uint32_t> refs_{0};
 };
 

@@ -1,0 +1,103 @@
+"""Unit tests of bench/'s pure parts (no server): python3 -m unittest discover -s bench -p 'test_*.py'"""
+
+import base64
+import os
+import tempfile
+import unittest
+
+import bench_report as rep
+import idle_clients
+
+
+class ScramTest(unittest.TestCase):
+    def test_rfc7677_example_exchange(self):
+        # RFC 7677 section 3: user "user", password "pencil".
+        final, server_signature = idle_clients.scram_client_final(
+            "pencil", "n=user,r=rOprNGfwEbeRWgbNEkqO",
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+        self.assertEqual(final, "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                                "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+        self.assertEqual(base64.b64encode(server_signature).decode(), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+
+    def test_server_nonce_must_extend_the_client_nonce(self):
+        with self.assertRaises(idle_clients.LoginError):
+            idle_clients.scram_client_final("pencil", "n=,r=abc", "r=xyz123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+
+    def test_source_address_ranges_expand(self):
+        self.assertEqual(idle_clients.parse_source_addrs("127.0.0.2-127.0.0.4,127.0.0.9"),
+                         ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.9"])
+        self.assertEqual(idle_clients.parse_source_addrs(""), [None])
+
+
+PGBENCH_OUTPUT = """pgbench (15.18 (Debian 15.18-0+deb12u1))
+transaction type: <builtin: select only>
+scaling factor: 10
+query mode: simple
+number of clients: 20
+number of threads: 2
+maximum number of tries: 1
+duration: 2 s
+number of transactions actually processed: 41234
+number of failed transactions: 0 (0.000%)
+latency average = 0.968 ms
+average connection time = 2.345 ms
+tps = 20617.123456 (including reconnection times)
+"""
+
+
+class PgbenchParsingTest(unittest.TestCase):
+    def test_summary_figures_are_read(self):
+        parsed = rep.parse_pgbench_output(PGBENCH_OUTPUT)
+        self.assertEqual(parsed["transactions"], 41234)
+        self.assertEqual(parsed["failed"], 0)
+        self.assertAlmostEqual(parsed["tps"], 20617.123456)
+        self.assertAlmostEqual(parsed["connect_ms"], 2.345)
+
+    def test_missing_figures_are_none(self):
+        self.assertIsNone(rep.parse_pgbench_output("pgbench: error: connection refused")["tps"])
+
+    def test_log_latencies_skip_failed_transactions(self):
+        with tempfile.TemporaryDirectory() as d:
+            prefix = os.path.join(d, "run")
+            with open(prefix + ".123", "w") as f:
+                f.write("0 0 1500 0 1700000000 123456\n0 1 failed 0 1700000000 123999\n")
+            with open(prefix + ".123.1", "w") as f:
+                f.write("1 0 2500 0 1700000000 223456 0\n")
+            with open(os.path.join(d, "other.123"), "w") as f:
+                f.write("0 0 999999 0 1700000000 1\n")
+            self.assertEqual(sorted(rep.read_latencies_us(rep.log_files(prefix))), [1500, 2500])
+
+    def test_p99_is_nearest_rank(self):
+        mean, p99 = rep.latency_summary_ms(list(range(1, 1001)))  # 1..1000 µs
+        self.assertAlmostEqual(mean, 0.5005)
+        self.assertEqual(p99, 0.990)
+        self.assertEqual(rep.latency_summary_ms([]), (None, None))
+
+
+class ProcParsingTest(unittest.TestCase):
+    def test_utime_plus_stime_with_spaces_in_comm(self):
+        stat = "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 70 30 0 0 20 0 9 0 12345 1000 200"
+        self.assertEqual(rep.parse_proc_stat_ticks(stat), 100)
+
+    def test_vm_rss(self):
+        self.assertEqual(rep.parse_vm_rss_kib("Name:\tx\nVmRSS:\t   12345 kB\n"), 12345)
+
+
+class SummaryTest(unittest.TestCase):
+    def test_medians_ignore_failed_runs_and_ratios_divide_medians(self):
+        results = [rep.RunResult(1, "pgbouncer", r, tps=t, mean_ms=1.0, p99_ms=2.0, cpu_us_per_tx=10.0)
+                   for r, t in ((1, 100.0), (2, 300.0), (3, 200.0))]
+        results += [rep.RunResult(1, "sluice", 1, tps=400.0, mean_ms=0.5, p99_ms=1.0, cpu_us_per_tx=5.0),
+                    rep.RunResult(1, "sluice", 2, error="pgbench exit 2"),
+                    rep.RunResult(1, "sluice", 3, tps=600.0, mean_ms=0.5, p99_ms=1.0, cpu_us_per_tx=5.0)]
+        s = rep.summarize(results)
+        self.assertEqual(s[(1, "pgbouncer")].tps, 200.0)
+        self.assertEqual((s[(1, "sluice")].ok_runs, s[(1, "sluice")].runs, s[(1, "sluice")].tps), (2, 3, 500.0))
+        table = rep.ratios_table([(1, "select", ["pgbouncer", "sluice"])], s)
+        self.assertIn("| 2.50× | 0.50× | 0.50× | 0.50× | — |", table)
+        main = rep.results_table([(1, "select", ["pgbouncer", "sluice"])], s)
+        self.assertIn("1 failed run(s)", main)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,153 @@
+#include "session/parameters.hpp"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace sluice::session {
+namespace {
+
+std::string quoted(std::string_view value) {
+    std::string out;
+    append_quoted_literal(out, value);
+    return out;
+}
+
+std::string sync_sql(const parameter_set& client, const parameter_set& server) {
+    std::string sql;
+    const bool appended = append_parameter_sync(client, server, sql);
+    EXPECT_EQ(appended, !sql.empty());
+    return sql;
+}
+
+TEST(session_parameters, tracks_the_six_reported_session_parameters) {
+    for (const auto name : {"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
+                            "application_name"}) {
+        EXPECT_TRUE(tracked_parameter_index(name).has_value()) << name;
+    }
+    for (const auto name : {"server_version", "integer_datetimes", "is_superuser", "search_path", "", "TimeZon",
+                            "TimeZone ", "application_name\n"}) {
+        EXPECT_FALSE(tracked_parameter_index(name).has_value()) << name;
+    }
+}
+
+TEST(session_parameters, names_match_case_insensitively) {
+    EXPECT_EQ(tracked_parameter_index("datestyle"), tracked_parameter_index("DateStyle"));
+    EXPECT_EQ(tracked_parameter_index("TIMEZONE"), tracked_parameter_index("TimeZone"));
+    EXPECT_EQ(tracked_parameter_index("Application_Name"), tracked_parameter_index("application_name"));
+    EXPECT_NE(tracked_parameter_index("timezone"), tracked_parameter_index("datestyle"));
+
+    parameter_set set;
+    EXPECT_TRUE(set.set("timezone", "Asia/Tokyo"));
+    EXPECT_EQ(set.get("TimeZone"), "Asia/Tokyo");
+    EXPECT_EQ(set.get("TIMEZONE"), "Asia/Tokyo");
+    EXPECT_TRUE(set.set("TimeZone", "UTC"));
+    EXPECT_EQ(set.get("timezone"), "UTC");
+}
+
+TEST(session_parameters, untracked_names_are_not_stored) {
+    parameter_set set;
+    EXPECT_FALSE(set.set("search_path", "public"));
+    EXPECT_EQ(set.get("search_path"), std::nullopt);
+    EXPECT_EQ(set.get("TimeZone"), std::nullopt);
+}
+
+TEST(session_parameters, empty_value_is_a_value) {
+    parameter_set set;
+    EXPECT_TRUE(set.set("application_name", ""));
+    ASSERT_TRUE(set.get("application_name").has_value());
+    EXPECT_EQ(*set.get("application_name"), "");
+}
+
+TEST(session_parameters, quoting_doubles_single_quotes) {
+    EXPECT_EQ(quoted(""), "''");
+    EXPECT_EQ(quoted("plain"), "'plain'");
+    EXPECT_EQ(quoted("it's"), "'it''s'");
+    EXPECT_EQ(quoted("''"), "''''''");
+    EXPECT_EQ(quoted("'; DROP TABLE t; --"), "'''; DROP TABLE t; --'");
+}
+
+TEST(session_parameters, quoting_appends_to_what_is_there) {
+    std::string out = "SET x = ";
+    append_quoted_literal(out, "a'b");
+    EXPECT_EQ(out, "SET x = 'a''b'");
+}
+
+TEST(session_parameters, sync_is_empty_when_the_client_has_no_values) {
+    parameter_set client;
+    parameter_set server;
+    server.set("TimeZone", "UTC");
+    EXPECT_EQ(sync_sql(client, server), "");
+}
+
+TEST(session_parameters, sync_is_empty_when_server_already_matches) {
+    parameter_set client;
+    parameter_set server;
+    for (auto* set : {&client, &server}) {
+        set->set("TimeZone", "UTC");
+        set->set("application_name", "app");
+    }
+    EXPECT_EQ(sync_sql(client, server), "");
+}
+
+TEST(session_parameters, sync_sets_only_the_parameters_that_differ) {
+    parameter_set client;
+    parameter_set server;
+    client.set("TimeZone", "Asia/Tokyo");
+    client.set("DateStyle", "ISO, MDY");
+    server.set("TimeZone", "UTC");
+    server.set("DateStyle", "ISO, MDY");
+    EXPECT_EQ(sync_sql(client, server), "SET TimeZone = 'Asia/Tokyo';");
+}
+
+TEST(session_parameters, sync_sets_parameters_the_server_has_not_reported) {
+    parameter_set client;
+    client.set("application_name", "a");
+    EXPECT_EQ(sync_sql(client, parameter_set{}), "SET application_name = 'a';");
+}
+
+TEST(session_parameters, sync_resets_to_an_empty_value) {
+    parameter_set client;
+    parameter_set server;
+    client.set("application_name", "");
+    server.set("application_name", "a");
+    EXPECT_EQ(sync_sql(client, server), "SET application_name = '';");
+}
+
+TEST(session_parameters, sync_compares_values_case_sensitively) {
+    parameter_set client;
+    parameter_set server;
+    client.set("application_name", "App");
+    server.set("application_name", "app");
+    EXPECT_EQ(sync_sql(client, server), "SET application_name = 'App';");
+}
+
+TEST(session_parameters, sync_issues_sets_in_tracked_order_with_canonical_names) {
+    parameter_set client;
+    client.set("application_name", "a");
+    client.set("standard_conforming_strings", "on");
+    client.set("intervalstyle", "iso_8601");
+    client.set("timezone", "UTC");
+    client.set("DATESTYLE", "ISO, DMY");
+    client.set("Client_Encoding", "UTF8");
+    EXPECT_EQ(sync_sql(client, parameter_set{}),
+              "SET client_encoding = 'UTF8';SET DateStyle = 'ISO, DMY';SET TimeZone = 'UTC';"
+              "SET IntervalStyle = 'iso_8601';SET standard_conforming_strings = 'on';SET application_name = 'a';");
+}
+
+TEST(session_parameters, sync_quotes_values_holding_quotes) {
+    parameter_set client;
+    client.set("application_name", "it's; RESET ALL; --");
+    EXPECT_EQ(sync_sql(client, parameter_set{}), "SET application_name = 'it''s; RESET ALL; --';");
+}
+
+TEST(session_parameters, sync_appends_after_existing_text) {
+    parameter_set client;
+    client.set("TimeZone", "UTC");
+    std::string sql = "-- sync\n";
+    EXPECT_TRUE(append_parameter_sync(client, parameter_set{}, sql));
+    EXPECT_EQ(sql, "-- sync\nSET TimeZone = 'UTC';");
+}
+
+}  // namespace
+}  // namespace sluice::session
