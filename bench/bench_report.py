@@ -9,6 +9,7 @@ The mean and the 99th percentile (nearest rank) are computed over every logged t
 shows the median over rounds of each per-run figure.
 """
 
+import bisect
 import math
 import os
 import re
@@ -31,6 +32,7 @@ class RunResult:
     p99_ms: float | None = None
     cpu_us_per_tx: float | None = None
     connect_ms: float | None = None  # pgbench's "average connection time" (-C runs)
+    cpu_window: str = "steady"  # "steady": logins and disconnects left out; "whole run" when no window was found
     error: str | None = None
     notes: list = field(default_factory=list)
 
@@ -46,11 +48,13 @@ _PATTERNS = {
     "transactions": re.compile(r"^number of transactions actually processed: ([0-9]+)", re.M),
     "failed": re.compile(r"^number of failed transactions: ([0-9]+)", re.M),
     "connect_ms": re.compile(r"^average connection time = ([0-9.]+) ms", re.M),
+    "initial_connect_ms": re.compile(r"^initial connection time = ([0-9.]+) ms", re.M),
 }
 
 
 def parse_pgbench_output(text):
-    """Figures from pgbench's summary (stdout): dict with tps, transactions, failed, connect_ms (absent ones None)."""
+    """Figures from pgbench's summary (stdout): tps, transactions, failed, connect_ms (-C: mean time to connect),
+    initial_connect_ms (without -C: time to open every client's connection); absent ones are None."""
     out = {}
     for key, pattern in _PATTERNS.items():
         m = pattern.search(text)
@@ -66,16 +70,36 @@ def pgbench_error(stdout, stderr, returncode):
     return f"pgbench exit {returncode}: " + " | ".join(l.strip() for l in picked)
 
 
-def read_latencies_us(paths):
-    """Elapsed microseconds of every successful transaction in pgbench -l log files."""
-    latencies = []
+def read_transactions(paths):
+    """(latencies_us, end_times) of every successful transaction in pgbench -l log files; end_times (epoch seconds,
+    when each transaction completed: time_epoch + time_us) come back sorted."""
+    latencies, ends = [], []
     for path in paths:
         with open(path) as f:
             for line in f:
-                fields = line.split(None, 3)
-                if len(fields) >= 3 and fields[2].isdigit():
+                fields = line.split()
+                if len(fields) >= 6 and fields[2].isdigit():
                     latencies.append(int(fields[2]))
-    return latencies
+                    ends.append(int(fields[4]) + int(fields[5]) / 1e6)
+    ends.sort()
+    return latencies, ends
+
+
+def steady_window(samples, end_times, min_seconds=0.5):
+    """CPU over the part of a run where transactions flow, leaving out logins before and disconnects after.
+
+    samples: [(epoch seconds, cpu ticks)] taken every fraction of a second during the run, in order; end_times:
+    sorted completion times of the transactions. The window runs from the first sample after the first
+    transaction completed to the last sample before the last one completed. Returns (ticks, transactions,
+    seconds) over that window, or None when it is shorter than min_seconds."""
+    if not end_times or len(samples) < 2:
+        return None
+    inside = [s for s in samples if end_times[0] < s[0] < end_times[-1]]
+    if len(inside) < 2 or inside[-1][0] - inside[0][0] < min_seconds:
+        return None
+    (t0, ticks0), (t1, ticks1) = inside[0], inside[-1]
+    count = bisect.bisect_right(end_times, t1) - bisect.bisect_right(end_times, t0)
+    return ticks1 - ticks0, count, t1 - t0
 
 
 def latency_summary_ms(latencies_us):
@@ -120,6 +144,7 @@ class Summary:
     p99_ms: float | None = None
     cpu_us_per_tx: float | None = None
     connect_ms: float | None = None
+    cpu_whole_runs: int = 0  # successful runs whose CPU/tx covers the whole run (no steady window found)
 
 
 def _median(values):
@@ -144,6 +169,7 @@ def summarize(results):
             s.p99_ms = _median(r.p99_ms for r in ok)
             s.cpu_us_per_tx = _median(r.cpu_us_per_tx for r in ok)
             s.connect_ms = _median(r.connect_ms for r in ok)
+            s.cpu_whole_runs = sum(1 for r in ok if r.cpu_us_per_tx is not None and r.cpu_window != "steady")
         out[key] = s
     return out
 
@@ -187,6 +213,8 @@ def results_table(scenarios, summaries):
             notes = []
             if s.connect_ms is not None:
                 notes.append(f"connect {s.connect_ms:.2f} ms")
+            if s.cpu_whole_runs:
+                notes.append(f"CPU over the whole run in {s.cpu_whole_runs} run(s)")
             if s.ok_runs == 0:
                 notes.append("**failed** (see Failures)")
             elif s.ok_runs < s.runs:
@@ -230,7 +258,8 @@ def runs_table(results, titles):
     for r in sorted(results, key=lambda r: (r.scenario, r.round, r.target)):
         rows.append([r.scenario, TARGET_LABELS[r.target], r.round, fmt(r.tps, 0), fmt(r.transactions, 0),
                      fmt(r.mean_ms, 3), fmt(r.p99_ms, 3), fmt(r.cpu_us_per_tx, 1), fmt(r.connect_ms, 2),
-                     "ok" if r.ok else "failed"])
+                     ("ok" if r.cpu_window == "steady" or r.cpu_us_per_tx is None else f"ok, CPU: {r.cpu_window}")
+                     if r.ok else "failed"])
     return md_table(header, rows)
 
 
@@ -245,6 +274,7 @@ class IdleResult:
     rss_with_kib: int | None = None
     rss_after_close_kib: int | None = None
     open_seconds: float | None = None
+    fd_limit: int | None = None  # the pooler's open-file limit
     errors: dict = field(default_factory=dict)
     error: str | None = None
 
@@ -260,10 +290,10 @@ class IdleResult:
 
 
 def idle_table(idle_results):
-    header = ["Target", "Clients", "Logged in", "Still open after hold", "Held", "RSS before MiB",
+    header = ["Target", "Clients", "Pooler fd limit", "Logged in", "Still open after hold", "Held", "RSS before MiB",
               "RSS with clients MiB", "KiB per client", "RSS after close MiB", "Login time s"]
     mib = lambda kib: fmt(None if kib is None else kib / 1024.0, 1)
-    rows = [[TARGET_LABELS[r.target], fmt(r.asked, 0), fmt(r.opened, 0), fmt(r.alive, 0),
+    rows = [[TARGET_LABELS[r.target], fmt(r.asked, 0), fmt(r.fd_limit, 0), fmt(r.opened, 0), fmt(r.alive, 0),
              "yes" if r.held else "**no**", mib(r.rss_before_kib), mib(r.rss_with_kib), fmt(r.kib_per_client, 2),
              mib(r.rss_after_close_kib), fmt(r.open_seconds, 1)] for r in idle_results]
     return md_table(header, rows)

@@ -45,6 +45,7 @@ AUTH_SASL_CONTINUE = 11
 AUTH_SASL_FINAL = 12
 
 MAX_MESSAGE = 1 << 20  # a login never needs more; a larger length means a broken stream
+GAVE_UP = "not attempted: too many failures before"
 
 
 class LoginError(Exception):
@@ -210,9 +211,13 @@ async def open_all(args):
 
     async def one(index):
         async with gate:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            if sum(errors.values()) >= args.max_failures:
+                errors[GAVE_UP] = errors.get(GAVE_UP, 0) + 1
+                return
+            sock = None
             try:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
                 source = sources[index % len(sources)]
                 if source:
                     sock.bind((source, 0))  # each source address has its own ephemeral port range
@@ -220,8 +225,9 @@ async def open_all(args):
                 await asyncio.wait_for(login(Connection(loop, sock), args.user, args.password, args.dbname),
                                        args.login_timeout)
             except (OSError, LoginError, asyncio.TimeoutError) as e:
-                sock.close()
-                text = str(e) or type(e).__name__
+                if sock is not None:
+                    sock.close()
+                text = str(e) or f"{type(e).__name__} (login took over {args.login_timeout:g} s)"
                 errors[text] = errors.get(text, 0) + 1
                 return
             opened.append(sock)
@@ -283,7 +289,9 @@ def main():
     parser.add_argument("--dbname", required=True)
     parser.add_argument("--count", type=int, required=True, help="connections to open")
     parser.add_argument("--concurrency", type=int, default=64, help="logins in flight at once (default 64)")
-    parser.add_argument("--login-timeout", type=float, default=30.0, help="seconds per login (default 30)")
+    parser.add_argument("--login-timeout", type=float, default=15.0, help="seconds per login (default 15)")
+    parser.add_argument("--max-failures", type=int, default=100,
+                        help="stop attempting new logins after this many failed (default 100)")
     parser.add_argument("--source-addrs", default="", help="local addresses to spread connections over")
     args = parser.parse_args()
 

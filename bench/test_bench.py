@@ -40,6 +40,7 @@ duration: 2 s
 number of transactions actually processed: 41234
 number of failed transactions: 0 (0.000%)
 latency average = 0.968 ms
+initial connection time = 12.5 ms
 average connection time = 2.345 ms
 tps = 20617.123456 (including reconnection times)
 """
@@ -52,20 +53,30 @@ class PgbenchParsingTest(unittest.TestCase):
         self.assertEqual(parsed["failed"], 0)
         self.assertAlmostEqual(parsed["tps"], 20617.123456)
         self.assertAlmostEqual(parsed["connect_ms"], 2.345)
+        self.assertAlmostEqual(parsed["initial_connect_ms"], 12.5)
 
     def test_missing_figures_are_none(self):
         self.assertIsNone(rep.parse_pgbench_output("pgbench: error: connection refused")["tps"])
 
-    def test_log_latencies_skip_failed_transactions(self):
+    def test_log_transactions_skip_failed_ones_and_sort_end_times(self):
         with tempfile.TemporaryDirectory() as d:
             prefix = os.path.join(d, "run")
             with open(prefix + ".123", "w") as f:
-                f.write("0 0 1500 0 1700000000 123456\n0 1 failed 0 1700000000 123999\n")
+                f.write("0 0 1500 0 1700000001 500000\n0 1 failed 0 1700000000 123999\n")
             with open(prefix + ".123.1", "w") as f:
-                f.write("1 0 2500 0 1700000000 223456 0\n")
+                f.write("1 0 2500 0 1700000000 250000 0\n")
             with open(os.path.join(d, "other.123"), "w") as f:
                 f.write("0 0 999999 0 1700000000 1\n")
-            self.assertEqual(sorted(rep.read_latencies_us(rep.log_files(prefix))), [1500, 2500])
+            latencies, ends = rep.read_transactions(rep.log_files(prefix))
+            self.assertEqual(sorted(latencies), [1500, 2500])
+            self.assertEqual(ends, [1700000000.25, 1700000001.5])
+
+    def test_steady_window_leaves_out_logins_and_disconnects(self):
+        samples = [(0.0, 0), (1.0, 50), (2.0, 60), (3.0, 70), (4.0, 80), (5.0, 200)]  # logins, steady, teardown
+        ends = [1.5 + i / 100 for i in range(200)]  # 200 transactions from 1.5 s to 3.49 s
+        self.assertEqual(rep.steady_window(samples, ends), (10, 100, 1.0))  # samples at 2.0 and 3.0
+        self.assertIsNone(rep.steady_window(samples, ends[:10]))  # too short
+        self.assertIsNone(rep.steady_window(samples, []))
 
     def test_p99_is_nearest_rank(self):
         mean, p99 = rep.latency_summary_ms(list(range(1, 1001)))  # 1..1000 µs

@@ -14,9 +14,11 @@ import collections
 import contextlib
 import os
 import re
+import socket
+import struct
 import unittest
 
-from sluice_harness import SUPERUSER, SUPERUSER_PASSWORD, TEST_PASSWORD, TEST_USER, PgCluster, Sluice, port_accepts
+from sluice_harness import SUPERUSER, SUPERUSER_PASSWORD, TEST_PASSWORD, TEST_USER, PgCluster, Sluice
 
 DEFAULT_POOL_SIZE = 5
 SOURCE_DIR = os.environ.get("SLUICE_SOURCE_DIR") or os.path.abspath(
@@ -101,12 +103,25 @@ def run_on_two_servers(connect, first, then):
     return ServerSwitch(first_pid, row[0], row, taker[0], held[0].backend_pid)
 
 
+def _answers_ssl_request(port):
+    """False when a connection to port is refused or closed before Sluice answers an SSLRequest; True when it
+    answers or is merely slow (10 s)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(struct.pack("!II", 8, 80877103))
+            return len(sock.recv(1)) == 1
+    except socket.timeout:
+        return True
+    except OSError:
+        return False
+
+
 def sluice_died(sluice):
-    """True when the Sluice process exited. One whose port refuses connections is dying (a crash dumping core
-    closes the listener before the process is gone): it gets a few seconds to finish."""
+    """True when the Sluice process exited. One that no longer answers is dying (a crashing process can close a
+    client's socket a moment before it is gone): it gets a few seconds to finish."""
     if sluice.process.poll() is not None:
         return True
-    if port_accepts(sluice.port):
+    if _answers_ssl_request(sluice.port):
         return False
     return sluice.wait_exit(5) is not None
 

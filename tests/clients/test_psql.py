@@ -4,6 +4,8 @@ failures (wrong password, a database the config does not route) reach psql and l
 import asyncio
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 import textwrap
@@ -13,7 +15,7 @@ import asyncpg
 import psycopg2
 
 from client_fixture import SluiceTestCase
-from sluice_harness import TEST_DATABASE, TEST_PASSWORD, TEST_USER
+from sluice_harness import TEST_DATABASE, TEST_PASSWORD, TEST_USER, wait_until
 
 PSQL = shutil.which("psql") or "psql"
 
@@ -30,6 +32,7 @@ def run_psql(port, args, password=TEST_PASSWORD, dbname=TEST_DATABASE, stdin_tex
 
 class PsqlScriptTest(SluiceTestCase):
     def setUp(self):
+        super().setUp()
         self.tmp = tempfile.mkdtemp(prefix="sluice-psql-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
 
@@ -101,6 +104,79 @@ class PsqlScriptTest(SluiceTestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("password authentication failed", result.stderr)
         self.assertEqual(result.stdout, "")
+
+
+def read_messages_until_ready(sock, deadline_s=30):
+    """Reads backend messages until ReadyForQuery; returns their type bytes. Raises ConnectionError on EOF."""
+    sock.settimeout(deadline_s)
+    data = b""
+    types = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed after messages {types}")
+        data += chunk
+        while len(data) >= 5:
+            length = struct.unpack("!I", data[1:5])[0]
+            if len(data) < 1 + length:
+                break
+            types.append(data[:1])
+            data = data[1 + length:]
+            if types[-1] == b"Z":
+                return types
+
+
+def unread_bytes(local_port, remote_port):
+    """Bytes the kernel holds for the process owning the TCP socket 127.0.0.1:local_port <-> :remote_port that it has
+    not read yet (the rx_queue column of /proc/net/tcp), or None when there is no such socket."""
+    want = (f"0100007F:{local_port:04X}", f"0100007F:{remote_port:04X}")
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def query_message(sql):
+    body = sql.encode() + b"\0"
+    return b"Q" + struct.pack("!I", 4 + len(body)) + body
+
+
+class MessageSplitAcrossReadsTest(SluiceTestCase):
+    """A client message whose header reaches Sluice before its body (psql's \\copy does this at random under
+    load). A raw protocol client makes it happen every time: it sends a Query's first 20 bytes, waits until Sluice
+    has read them (the kernel's receive queue of Sluice's socket is empty), then sends the rest."""
+
+    sluice_settings = {"auth_type": "trust"}
+
+    def login(self):
+        sock = socket.create_connection(("127.0.0.1", self.sluice.port), timeout=30)
+        self.addCleanup(sock.close)
+        params = b"user\0%s\0database\0%s\0\0" % (TEST_USER.encode(), TEST_DATABASE.encode())
+        sock.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+        self.assertEqual(read_messages_until_ready(sock)[-1], b"Z")
+        return sock
+
+    def send_in_two_reads(self, sock, message, split=20):
+        sock.sendall(message[:split])
+        port = sock.getsockname()[1]
+        wait_until(lambda: unread_bytes(self.sluice.port, port) == 0, 30, "Sluice to read the first part")
+        sock.sendall(message[split:])
+
+    def test_query_split_while_idle_is_answered(self):
+        sock = self.login()
+        self.send_in_two_reads(sock, query_message("SELECT '" + "x" * 1000 + "' AS filler"))
+        self.assertEqual(read_messages_until_ready(sock), [b"T", b"D", b"C", b"Z"])
+
+    def test_query_split_inside_a_transaction_is_answered(self):
+        sock = self.login()
+        sock.sendall(query_message("BEGIN"))
+        self.assertEqual(read_messages_until_ready(sock), [b"C", b"Z"])
+        self.send_in_two_reads(sock, query_message("SELECT '" + "x" * 1000 + "' AS filler"))
+        self.assertEqual(read_messages_until_ready(sock), [b"T", b"D", b"C", b"Z"])
+        sock.sendall(query_message("COMMIT"))
+        self.assertEqual(read_messages_until_ready(sock), [b"C", b"Z"])
 
 
 class UnknownDatabaseTest(SluiceTestCase):

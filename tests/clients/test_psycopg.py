@@ -13,7 +13,7 @@ import psycopg
 import psycopg2
 import psycopg2.errors
 
-from client_fixture import SluiceTestCase, run_on_two_servers
+from client_fixture import DEFAULT_POOL_SIZE, SluiceTestCase, run_on_two_servers, servers_held
 from sluice_harness import wait_until
 
 ROWS = 1000
@@ -247,6 +247,29 @@ class Psycopg2Test(DriverBehaviour, SluiceTestCase):
             cur.execute(f"SELECT array_agg(id) FROM {table}")
             self.assertEqual(cur.fetchone(), ([1],))
 
+    def test_servers_terminated_while_idle_are_replaced_without_client_errors(self):
+        with servers_held(self.connect, DEFAULT_POOL_SIZE) as holders:  # the pool opens all its servers
+            pids = sorted(h.backend_pid for h in holders)
+        with contextlib.closing(self.connect_direct()) as admin:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE pid = ANY(%s)", (pids,))
+                self.assertEqual(cur.fetchone()[0], DEFAULT_POOL_SIZE)
+
+                def all_gone():
+                    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+                    return cur.fetchone()[0] == 0
+
+                wait_until(all_gone, 30, "the terminated servers to exit")
+        conn = self.open(autocommit=True)
+        with conn.cursor() as cur:
+            for i in range(2 * DEFAULT_POOL_SIZE):
+                cur.execute("SELECT pg_backend_pid(), %s", (i,))
+                pid, echo = cur.fetchone()
+                self.assertEqual(echo, i)
+                self.assertNotIn(pid, pids)
+
     def test_copy_expert_in_and_out(self):
         table = self.table("copy")
         conn = self.open()
@@ -259,6 +282,26 @@ class Psycopg2Test(DriverBehaviour, SluiceTestCase):
             cur.copy_expert(f"COPY (SELECT * FROM {table} ORDER BY id) TO STDOUT", out)
             conn.commit()
             self.assertEqual(out.getvalue(), data)
+
+    def test_copy_of_bad_data_fails_with_22P02_and_the_connection_recovers(self):
+        table = self.table("copy_bad")
+        conn = self.open()
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {table} (id int)")
+            conn.commit()
+            data = "".join(f"{i}\n" for i in range(5000)) + "not a number\n"
+            with self.assertRaises(psycopg2.errors.InvalidTextRepresentation):
+                cur.copy_expert(f"COPY {table} FROM STDIN", io.StringIO(data))
+            conn.rollback()
+            cur.execute(f"SELECT count(*) FROM {table}")
+            self.assertEqual(cur.fetchone(), (0,))
+        conn.commit()
+
+    def test_notices_raised_by_the_server_reach_the_client(self):
+        conn = self.open(autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute("DO $$ BEGIN RAISE NOTICE 'hello %', 42; RAISE WARNING 'careful'; END $$")
+        self.assertEqual([n.strip() for n in conn.notices], ["NOTICE:  hello 42", "WARNING:  careful"])
 
     def test_named_cursor_fetches_in_batches_inside_one_transaction(self):
         conn = self.open()
@@ -334,6 +377,32 @@ class Psycopg3Test(DriverBehaviour, SluiceTestCase):
                 rows = [(int(i), name) for i, name in copy.rows()]
             conn.commit()
         self.assertEqual(rows, [(i, f"name {i}") for i in range(20000)])
+
+
+class MaxClientConnTest(SluiceTestCase):
+    sluice_settings = {"max_client_conn": "3"}
+
+    def test_client_past_max_client_conn_is_refused_until_one_leaves(self):
+        conns = [psycopg2.connect(self.sluice.dsn(), connect_timeout=10) for _ in range(3)]
+        try:
+            with self.assertRaisesRegex(psycopg2.OperationalError, "no more connections allowed"):
+                psycopg2.connect(self.sluice.dsn(), connect_timeout=10).close()
+            conns.pop().close()
+
+            def can_connect():
+                try:
+                    conns.append(psycopg2.connect(self.sluice.dsn(), connect_timeout=10))
+                    return True
+                except psycopg2.OperationalError:
+                    return False
+
+            wait_until(can_connect, 10, "a place to free up")
+            with conns[-1].cursor() as cur:
+                cur.execute("SELECT 1")
+                self.assertEqual(cur.fetchone(), (1,))
+        finally:
+            for conn in conns:
+                conn.close()
 
 
 if __name__ == "__main__":

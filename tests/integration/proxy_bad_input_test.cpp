@@ -91,6 +91,29 @@ TEST_F(proxy_bad_input, protocol_version_2_is_refused_with_0A000) {
     expect_still_serving();
 }
 
+// A newer 3.x client is told the minor version and options Sluice supports, then logs in as 3.0
+// (protocol-message-formats.html, NegotiateProtocolVersion).
+TEST_F(proxy_bad_input, newer_minor_version_gets_negotiate_protocol_version_then_authentication) {
+    std::string packet;
+    protocol::message_writer w(packet);
+    w.i32((3 << 16) | 9).cstring("user").cstring("sluice_test").cstring("_pq_.proxy_test_option").cstring("on");
+    w.u8(0);
+    w.finish();
+    auto conn = raw();
+    ASSERT_TRUE(conn.send(packet));
+    const auto negotiate = conn.read_message(5s);
+    ASSERT_TRUE(negotiate.has_value());
+    ASSERT_EQ(negotiate->type, 'v');
+    ASSERT_GE(negotiate->body.size(), 8U);
+    EXPECT_EQ(protocol::load_u32(negotiate->body.data()), 0U) << "newest minor version supported";
+    EXPECT_EQ(protocol::load_u32(negotiate->body.data() + 4), 1U) << "options not recognized";
+    EXPECT_EQ(negotiate->body.substr(8), std::string("_pq_.proxy_test_option", 23));
+    const auto request = conn.read_message(5s);
+    ASSERT_TRUE(request.has_value());
+    EXPECT_EQ(request->type, 'R');
+    expect_still_serving();
+}
+
 TEST_F(proxy_bad_input, startup_packet_without_user_is_refused_with_08P01) {
     auto conn = raw();
     ASSERT_TRUE(conn.send(startup_message({{"database", "sluice_test"}})));

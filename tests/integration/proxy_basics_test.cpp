@@ -1,6 +1,7 @@
 // Logging in through Sluice over TCP and its Unix socket, simple queries, and the session parameters a client is
 // shown at login.
 #include <array>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -183,13 +184,33 @@ TEST_F(proxy_basics, parameter_status_shows_the_values_the_client_asked_for_at_s
     EXPECT_EQ(scalar(conn.get(), "SHOW client_encoding"), "LATIN1");
 }
 
-// PostgreSQL reports an encoding by its canonical name whatever spelling the client used.
-TEST_F(proxy_basics, client_encoding_asked_for_in_lower_case_is_reported_as_the_server_names_it) {
+// Sets an environment variable for the life of the object. libpq reads PGDATESTYLE and PGTZ at connect time and
+// sends them in the StartupMessage; no other thread may connect meanwhile.
+class scoped_env {
+  public:
+    scoped_env(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+    ~scoped_env() { ::unsetenv(name_); }
+
+  private:
+    const char* name_;
+};
+
+// PostgreSQL reports a parameter asked for at startup by its canonical spelling (LATIN1, "ISO, MDY", UTC), and a
+// client shown something else would also be re-synced with a SET before every transaction.
+TEST_F(proxy_basics, parameters_asked_for_at_startup_are_reported_as_a_direct_connection_reports_them) {
+    const scoped_env datestyle("PGDATESTYLE", "iso");
+    const scoped_env timezone("PGTZ", "utc");
     auto direct = connect_or_throw(postgres().conninfo() + " client_encoding=latin1");
     auto conn = connect_or_throw(sluice_.conninfo("client_encoding=latin1"));
-    ASSERT_STREQ(PQparameterStatus(direct.get(), "client_encoding"), "LATIN1");
-    EXPECT_STREQ(PQparameterStatus(conn.get(), "client_encoding"), "LATIN1");
-    EXPECT_EQ(scalar(conn.get(), "SHOW client_encoding"), "LATIN1");
+    for (const char* name : {"client_encoding", "DateStyle", "TimeZone"}) {
+        SCOPED_TRACE(name);
+        const char* expected = PQparameterStatus(direct.get(), name);
+        ASSERT_NE(expected, nullptr);
+        EXPECT_STREQ(PQparameterStatus(conn.get(), name), expected);
+        EXPECT_EQ(scalar(conn.get(), std::string("SHOW ") + name), expected);
+    }
 }
 
 TEST_F(proxy_basics, parameter_status_follows_a_set_by_the_client) {

@@ -1,5 +1,6 @@
 // COPY through Sluice: ~10 MB in with COPY FROM STDIN and back out with COPY TO STDOUT, byte for byte, and the
 // failure paths of COPY leaving a clean server behind.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 

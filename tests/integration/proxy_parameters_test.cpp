@@ -83,6 +83,42 @@ TEST_F(proxy_parameters, settings_of_one_client_never_reach_another_and_follow_t
     }
 }
 
+// Every parameter Sluice tracks, as one string.
+constexpr const char* tracked_settings =
+    "SELECT concat_ws('|', current_setting('client_encoding'), current_setting('DateStyle'), "
+    "current_setting('TimeZone'), current_setting('IntervalStyle'), current_setting('standard_conforming_strings'), "
+    "current_setting('application_name'))";
+
+TEST_F(proxy_parameters, every_tracked_parameter_stays_with_the_client_that_set_it) {
+    const std::string defaults = scalar(connect_or_throw(postgres().conninfo()).get(), tracked_settings);
+    auto a = connect_or_throw(sluice_.conninfo());
+    run(a.get(), "SET client_encoding = 'LATIN1'");
+    run(a.get(), "SET DateStyle = 'German, DMY'");
+    run(a.get(), "SET TimeZone = 'America/Halifax'");
+    run(a.get(), "SET IntervalStyle = 'iso_8601'");
+    run(a.get(), "SET standard_conforming_strings = off");
+    run(a.get(), "SET application_name = 'every'");
+    const std::string a_settings = "LATIN1|German, DMY|America/Halifax|iso_8601|off|every";
+    ASSERT_EQ(scalar(a.get(), tracked_settings), a_settings);
+
+    std::vector<connection> others;
+    for (int i = 0; i < pool_size; ++i) {
+        others.push_back(connect_or_throw(sluice_.conninfo()));
+    }
+    for (int round = 0; round < 5; ++round) {
+        for (auto& b : others) {
+            run(b.get(), "BEGIN");
+        }
+        for (auto& b : others) {
+            EXPECT_EQ(scalar(b.get(), tracked_settings), defaults) << "round " << round;
+        }
+        for (auto& b : others) {
+            run(b.get(), "COMMIT");
+        }
+        EXPECT_EQ(scalar(a.get(), tracked_settings), a_settings) << "round " << round;
+    }
+}
+
 TEST_F(proxy_parameters, client_encoding_asked_for_at_startup_follows_the_client) {
     auto latin1 = connect_or_throw(sluice_.conninfo("client_encoding=LATIN1"));
     auto utf8 = connect_or_throw(sluice_.conninfo("client_encoding=UTF8"));

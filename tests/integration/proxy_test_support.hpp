@@ -8,8 +8,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -136,10 +139,30 @@ struct pooler_options {
 // The auth file: the cluster's test role with its password, which Sluice also uses to log into the server.
 inline constexpr std::string_view auth_file = "\"sluice_test\" \"sluice_test\"\n";
 
+// True when a Unix-domain stream socket at `path` accepts a connection right now.
+[[nodiscard]] inline bool unix_socket_accepts(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return false;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    const bool accepted = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return accepted;
+}
+
 // A Sluice child process configured by pooler_config().
 class pooler {
   public:
-    explicit pooler(const pooler_options& options = {}) : process_(pooler_config(options), auth_file) {}
+    // sluice_process returns once the TCP port accepts; Sluice opens its Unix socket just after, so wait for that too.
+    explicit pooler(const pooler_options& options = {}) : process_(pooler_config(options), auth_file) {
+        const std::string socket = (process_.dir() / (".s.PGSQL." + std::to_string(process_.port()))).string();
+        if (!wait_until([&] { return unix_socket_accepts(socket); }, 10s)) {
+            throw std::runtime_error("sluice does not accept connections on " + socket);
+        }
+    }
 
     // libpq connection string over TCP; `extra` holds more keyword=value pairs.
     [[nodiscard]] std::string conninfo(std::string_view extra = {}, std::string_view password = "sluice_test",

@@ -166,7 +166,7 @@ TEST_F(proxy_transaction, transaction_opened_and_left_open_by_one_query_string_s
     run(conn.get(), "COMMIT");
 }
 
-TEST_F(proxy_transaction, statements_outside_transactions_spread_over_the_pool) {
+TEST_F(proxy_transaction, statement_waits_for_the_server_a_commit_frees_when_transactions_hold_the_whole_pool) {
     // Five clients that each hold a transaction take the whole pool; a sixth client's statement waits for one of
     // them and then runs on that server.
     std::vector<connection> holders;

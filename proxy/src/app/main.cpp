@@ -2,10 +2,16 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "config/config.hpp"
 #include "net/app.hpp"
+#include "net/runtime.hpp"
+#include "net/worker.hpp"
+#include "sluice/metrics/exporter.hpp"
+#include "sluice/metrics/http_server.hpp"
+#include "stats/metrics_source.hpp"
 #include "util/log.hpp"
 
 namespace {
@@ -83,7 +89,42 @@ int main(int argc, char** argv) {
         return 1;
     }
     try {
+        const std::string metrics_addr = loaded.value->settings.metrics_addr;
+        const int metrics_port = loaded.value->settings.metrics_port;
         sluice::net::app app(std::move(*loaded.value));
+        std::unique_ptr<sluice::metrics::http_server> metrics_server;
+        app.on_started([&](sluice::net::runtime& rt) {
+            if (metrics_port == 0)
+                return;
+            auto& w0 = rt.worker_at(0);
+            sluice::metrics::http_handlers handlers;
+            handlers.render = [&rt, &w0](sluice::metrics::http_handlers::reply_fn reply) {
+                rt.async_snapshot(w0, [reply = std::move(reply)](std::shared_ptr<sluice::stats::snapshot> snap) {
+                    sluice::stats::snapshot_metrics source(*snap);
+                    reply(sluice::metrics::render_text({&source}));
+                });
+            };
+            handlers.ready = [&rt] {
+                if (!rt.accepting.load() || rt.shutting_down.load())
+                    return false;
+                // Ready unless the latest server login failed and none succeeded since.
+                return rt.last_server_login_failed_unix_s.load() <= rt.last_server_login_ok_unix_s.load();
+            };
+            try {
+                boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address(metrics_addr),
+                                                  static_cast<unsigned short>(metrics_port));
+                metrics_server = std::make_unique<sluice::metrics::http_server>(w0.context().get_executor(), ep,
+                                                                                std::move(handlers));
+                metrics_server->start();
+                SLUICE_LOG(info, "metrics on http://" << metrics_addr << ":" << metrics_port << "/metrics");
+            } catch (const std::exception& e) {
+                SLUICE_LOG(error, "metrics endpoint " << metrics_addr << ":" << metrics_port << ": " << e.what());
+            }
+        });
+        app.on_stopping([&] {
+            if (metrics_server)
+                metrics_server->stop();
+        });
         return app.run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "sluice: %s\n", e.what());

@@ -133,6 +133,38 @@ asio::awaitable<void> client_connection::run_admin_console() {
                     protocol::write_error(out, protocol::severity::error, protocol::sqlstate::internal_error,
                                           "RELOAD rejected: " + err);
                 }
+            } else if (cmd.kind == admin::command_kind::pause || cmd.kind == admin::command_kind::resume) {
+                const bool pause = cmd.kind == admin::command_kind::pause;
+                std::vector<std::shared_ptr<pool>> targets;
+                for (auto& p : rt_.pools_snapshot()) {
+                    if (cmd.database.empty() || p->cfg().database == cmd.database)
+                        targets.push_back(p);
+                }
+                for (auto& p : targets)
+                    p->set_paused(pause);
+                if (!pause) {
+                    for (auto& p : targets) {
+                        for (std::size_t i = 0; i < rt_.worker_count(); ++i) {
+                            rt_.worker_at(i).post([p, i] { p->shard(i).resume(); });
+                        }
+                    }
+                } else {
+                    // PAUSE returns once every server of the paused pools is back (transactions finished).
+                    asio::steady_timer poll(worker_.context());
+                    for (;;) {
+                        auto snap = co_await async_snapshot();
+                        int active = 0;
+                        for (const auto& row : snap->pools) {
+                            if (cmd.database.empty() || row.database == cmd.database)
+                                active += row.sv_active;
+                        }
+                        if (active == 0)
+                            break;
+                        poll.expires_after(std::chrono::milliseconds(20));
+                        co_await poll.async_wait(use_nothrow);
+                    }
+                }
+                protocol::write_command_complete(out, admin::command_tag(cmd));
             } else if (cmd.kind == admin::command_kind::shutdown) {
                 rt_.shutting_down.store(true);
                 ::kill(::getpid(), SIGTERM);

@@ -60,7 +60,10 @@ int app::run() {
         w->start();
     // Accepting runs on worker 0's context.
     rt.worker_at(0).post([this] { impl_->listen->start(); });
+    rt.accepting.store(true);
     SLUICE_LOG(info, "sluice started with " << rt.worker_count() << " workers");
+    if (started_hook_)
+        started_hook_(rt);
 
     int exit_code = 0;
     bool graceful = false;
@@ -93,6 +96,7 @@ int app::run() {
                 graceful = true;
                 SLUICE_LOG(info, "SIGTERM: no new connections, waiting for transactions to finish");
                 rt.shutting_down.store(true);
+                rt.accepting.store(false);
                 rt.worker_at(0).post([this] { impl_->listen->stop(); });
                 wait_signal();
                 return;
@@ -128,6 +132,9 @@ int app::run() {
     };
     check();
     impl_->control.run();
+    rt.accepting.store(false);
+    if (stopping_hook_)
+        stopping_hook_();
     rt.worker_at(0).post([this] { impl_->listen->stop(); });
     for (auto& w : rt.workers())
         w->stop_and_join();

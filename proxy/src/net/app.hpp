@@ -1,6 +1,7 @@
 #pragma once
 // The proxy process: workers, listeners, signals. main() builds one from a loaded config and runs it.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,11 @@ class app {
   public:
     explicit app(config::config cfg);
     ~app();
+    // Called on the main thread once workers run and listeners accept (e.g. to start the metrics endpoint), and
+    // before workers stop.
+    void on_started(std::function<void(class runtime&)> hook) { started_hook_ = std::move(hook); }
+    void on_stopping(std::function<void()> hook) { stopping_hook_ = std::move(hook); }
+
     // Runs until SIGINT (immediate) or SIGTERM (graceful, bounded by shutdown_timeout). SIGHUP reloads the config.
     // Returns the process exit code.
     [[nodiscard]] int run();
@@ -23,6 +29,8 @@ class app {
   private:
     struct impl;
     std::unique_ptr<impl> impl_;
+    std::function<void(class runtime&)> started_hook_;
+    std::function<void()> stopping_hook_;
 };
 
 }  // namespace sluice::net

@@ -44,6 +44,12 @@ void pool_shard::unlink(server_connection& server) {
 }
 
 void pool_shard::acquire(client_connection& client) {
+    if (pool_.paused()) {
+        // PAUSE: queue without connecting; RESUME serves the queue in order.
+        waiting_.push_back(client);
+        update_shared_counts();
+        return;
+    }
     while (!idle_.empty()) {
         auto& front = idle_.front();
         idle_.pop_front();
@@ -97,7 +103,7 @@ void pool_shard::release(std::shared_ptr<server_connection> server) {
 }
 
 void pool_shard::give_to_waiter_or_idle(std::shared_ptr<server_connection> server) {
-    if (!waiting_.empty()) {
+    if (!waiting_.empty() && !pool_.paused()) {
         auto& client = waiting_.front();
         waiting_.pop_front();
         update_shared_counts();
@@ -201,6 +207,11 @@ void pool_shard::start_connect() {
                 pool_.unreserve_server();
                 SLUICE_LOG(warning, server_prefix(*server, pool_) << ": " << err.message);
                 counters.server_connect_failures.add();
+                worker_.rt().last_server_login_failed_unix_s.store(
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count(),
+                    std::memory_order_relaxed);
                 on_connect_failed(err);
                 co_return;
             }
@@ -267,6 +278,25 @@ void pool_shard::release_after(std::shared_ptr<server_connection> server, std::v
             give_to_waiter_or_idle(server);
         },
         asio::detached);
+}
+
+void pool_shard::resume() {
+    while (!waiting_.empty() && !idle_.empty() && !pool_.paused()) {
+        auto& front = idle_.front();
+        idle_.pop_front();
+        auto server = front.shared_from_this();
+        if (server->idle_wait_armed) {
+            error_code ignored;
+            server->socket().cancel(ignored);
+            server->idle_wait_armed = false;
+        }
+        auto& client = waiting_.front();
+        waiting_.pop_front();
+        update_shared_counts();
+        assign(client, std::move(server));
+    }
+    while (!waiting_.empty() && !pool_.paused() && pool_.try_reserve_server())
+        start_connect();
 }
 
 void pool_shard::tick(steady_clock::time_point now) {

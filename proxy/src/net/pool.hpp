@@ -79,6 +79,8 @@ class pool_shard {
     void adopt(std::shared_ptr<server_connection> server, int fd);
     // Another worker's clients wait: send it an idle server if there is one to spare.
     void lend_idle_server(pool_shard& to);
+    // After RESUME: serve the queue from idle servers and new connections.
+    void resume();
     // Timeouts for waiting clients and idle servers; called by the worker's tick.
     void tick(steady_clock::time_point now);
 
@@ -142,6 +144,10 @@ class pool : public std::enable_shared_from_this<pool> {
     void unreserve_server() noexcept;
     [[nodiscard]] int server_count() const noexcept { return server_count_.load(std::memory_order_relaxed); }
 
+    // PAUSE/RESUME from the admin console: while paused no server is assigned; clients queue.
+    [[nodiscard]] bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
+    void set_paused(bool on) noexcept { paused_.store(on, std::memory_order_release); }
+
     // ParameterStatus values of the first server login, shown to clients at login.
     [[nodiscard]] std::optional<std::vector<std::pair<std::string, std::string>>> welcome() const;
     void set_welcome(const std::vector<std::pair<std::string, std::string>>& params);
@@ -163,6 +169,7 @@ class pool : public std::enable_shared_from_this<pool> {
     pool_config cfg_;
     std::vector<std::unique_ptr<pool_shard>> shards_;
     std::atomic<int> server_count_{0};
+    std::atomic<bool> paused_{false};
 
     mutable std::mutex mutex_;  // guards the members below; never held across I/O
     std::optional<std::vector<std::pair<std::string, std::string>>> welcome_;

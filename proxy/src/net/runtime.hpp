@@ -106,6 +106,11 @@ class runtime {
     std::atomic<int> active_clients{0};
     // Set by SIGTERM: no new transactions start; clients are told the pooler is shutting down.
     std::atomic<bool> shutting_down{false};
+    // Listeners are open and accepting (readiness).
+    std::atomic<bool> accepting{false};
+    // Some server login succeeded within the last minute, or no pool was tried yet (readiness: a backend reachable).
+    std::atomic<std::int64_t> last_server_login_ok_unix_s{0};
+    std::atomic<std::int64_t> last_server_login_failed_unix_s{0};
 
   private:
     mutable std::mutex config_mutex_;
