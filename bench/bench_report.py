@@ -63,11 +63,18 @@ def parse_pgbench_output(text):
 
 
 def pgbench_error(stdout, stderr, returncode):
-    """A short description of a failed pgbench run: its error lines, else the tail of its output."""
-    lines = [l for l in (stderr + "\n" + stdout).splitlines() if l.strip()]
+    """A short description of a failed pgbench run: its distinct error lines (the same error of many clients
+    counted once, "client N"), else the tail of its output."""
+    lines = [l.strip() for l in (stderr + "\n" + stdout).splitlines() if l.strip()]
     picked = [l for l in lines if "error" in l.lower() or "abort" in l.lower() or "fatal" in l.lower()]
-    picked = (picked or lines)[-6:]
-    return f"pgbench exit {returncode}: " + " | ".join(l.strip() for l in picked)
+    if not picked:
+        return f"pgbench exit {returncode}: " + " | ".join(lines[-6:])
+    counts = {}
+    for line in picked:
+        key = re.sub(r"\bclient [0-9]+", "client N", line)
+        counts[key] = counts.get(key, 0) + 1
+    shown = [(f"{n} × " if n > 1 else "") + key for key, n in list(counts.items())[-6:]]
+    return f"pgbench exit {returncode}: " + " | ".join(shown)
 
 
 def read_transactions(paths):

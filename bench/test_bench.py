@@ -55,6 +55,13 @@ class PgbenchParsingTest(unittest.TestCase):
         self.assertAlmostEqual(parsed["connect_ms"], 2.345)
         self.assertAlmostEqual(parsed["initial_connect_ms"], 12.5)
 
+    def test_errors_of_many_clients_are_counted_once(self):
+        stderr = "".join(f"pgbench: error: client {i} script 0 aborted in command 1 query 0: ERROR:  boom\n"
+                         for i in range(5)) + "pgbench: error: Run was aborted; the above results are incomplete.\n"
+        self.assertEqual(rep.pgbench_error("", stderr, 2),
+                         "pgbench exit 2: 5 × pgbench: error: client N script 0 aborted in command 1 query 0: "
+                         "ERROR:  boom | pgbench: error: Run was aborted; the above results are incomplete.")
+
     def test_missing_figures_are_none(self):
         self.assertIsNone(rep.parse_pgbench_output("pgbench: error: connection refused")["tps"])
 

@@ -419,7 +419,9 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
     std::string out;
     for (const auto& [name, value] : server_parameters) {
         if (auto mine = parameters_.get(name)) {
-            protocol::write_parameter_status(out, name, *mine);
+            const auto canonical = session::canonical_value(name, *mine, value);
+            parameters_.set(name, canonical);
+            protocol::write_parameter_status(out, name, canonical);
         } else {
             // The client adopts the server default, so that later servers are synced to it.
             parameters_.set(name, value);

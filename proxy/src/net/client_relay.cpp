@@ -101,8 +101,8 @@ void relay_pump::complete_batch() noexcept {
 }
 
 void client_connection::start_relay() {
-    up_policy_.max_length =
-        static_cast<std::uint32_t>(std::min<std::size_t>(config_->settings.max_packet_size, 0x7fffffff));
+    up_policy_.max_length = static_cast<std::uint32_t>(
+        std::min<std::size_t>(config_->settings.max_packet_size, protocol::large_message_limit));
     up_policy_.buffer_capacity = relay_buffer_size;
     down_policy_.max_length = 0x7fffffff;
     down_policy_.buffer_capacity = relay_buffer_size;
@@ -120,7 +120,14 @@ void client_connection::start_relay() {
 }
 
 bool client_connection::has_complete_header() const noexcept {
-    return up_.in.size() - up_.scanned >= protocol::header_size;
+    // True when the splitter can produce a piece: a whole message, the head of one too large to buffer (it
+    // streams), or more of a message being streamed. A bare header of a small message is not enough: acting on it
+    // would take a server for nothing.
+    const auto pending = up_.in.data().subspan(up_.scanned);
+    if (up_.splitter.mid_message()) return !pending.empty();
+    if (pending.size() < protocol::header_size) return false;
+    const std::size_t total = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
+    return total <= pending.size() || total > up_policy_.buffer_capacity;
 }
 
 void client_connection::arm_client_read() {
@@ -203,7 +210,8 @@ void client_connection::request_server() {
         return;
     }
     const auto header = protocol::read_header(pending, up_policy_.max_length);
-    if (header.status == protocol::header_status::bad_length) {
+    if (header.status == protocol::header_status::bad_length ||
+        header.header.length > protocol::max_frontend_length(type)) {
         protocol_violation("invalid message length");
         return;
     }
@@ -290,6 +298,10 @@ void client_connection::process_up() {
                 protocol_violation("invalid frontend message type");
                 return;
             }
+            if (piece.header.length > protocol::max_frontend_length(type)) {
+                protocol_violation("invalid message length");
+                return;
+            }
             tracker_.on_client_message(type);
             if (type == protocol::to_char(protocol::frontend::parse)) {
                 shard_->counters.client_parse_count.add();
@@ -347,12 +359,7 @@ void client_connection::flush_up() {
         close("client sent Terminate");
         return;
     }
-    // More of the client's messages may be waiting in the buffer (a batch stops at a partial message).
-    if (up_.scanned < up_.in.size() && has_complete_header()) {
-        process_up();
-        if (state_ != client_state::active)
-            return;
-    }
+    // Whatever is left unscanned is a partial message (process_up scans all it can before flushing): read more.
     arm_client_read();
     arm_server_read();
     maybe_release_server();
@@ -432,6 +439,14 @@ void client_connection::process_down() {
             tracker_.on_ready_for_query(static_cast<protocol::transaction_status>(body[0]));
             if (swallowing) {
                 --swallow_ready_;
+                // Sluice's SETs are done: take the server's spelling of the values it set (PostgreSQL sends no
+                // ParameterStatus for a value that did not change, so copy rather than wait for reports).
+                if (swallow_ready_ == 0) {
+                    for (std::size_t i = 0; i < session::tracked_parameter_names.size(); ++i) {
+                        const auto& theirs = server_->parameters().get(i);
+                        if (parameters_.get(i) && theirs) parameters_.set(session::tracked_parameter_names[i], *theirs);
+                    }
+                }
             } else if (in_query_) {
                 record_ready_for_query();
             }
@@ -441,8 +456,9 @@ void client_connection::process_down() {
             const auto value = r.cstring();
             if (r.ok()) {
                 server_->parameters().set(name, value);
-                if (!swallowing)
-                    parameters_.set(name, value);
+                // While swallowing Sluice's own SETs, the server reports the client's values in canonical
+                // spelling: adopt them so the next assignment compares equal.
+                parameters_.set(name, value);
             }
         } else if (swallowing && type == protocol::to_char(protocol::backend::error_response)) {
             const auto fields = protocol::parse_error_fields(
@@ -558,10 +574,20 @@ void client_connection::forward_cancel() {
     if (state_ != client_state::active || !server_)
         return;
     SLUICE_LOG(info, log_prefix() << ": forwarding cancel request to server S-" << server_->id());
+    // Until PostgreSQL has taken the cancel (it closes the cancel connection), the server must not serve another
+    // client, or the cancel could hit that client's query (pool_shard::release holds it back).
+    auto server = server_;
+    ++server->cancels_in_flight;
+    auto* shard = shard_;
     asio::co_spawn(worker_.context(),
-                   async_send_cancel(worker_.context(), server_->host(), server_->port(), server_->backend_pid(),
-                                     server_->backend_key()),
-                   asio::detached);
+                   async_send_cancel(worker_.context(), server->host(), server->port(), server->backend_pid(),
+                                     server->backend_key()),
+                   [server, shard](std::exception_ptr) {
+                       if (--server->cancels_in_flight == 0 && server->release_after_cancel) {
+                           server->release_after_cancel = false;
+                           shard->finish_release_after_cancel(server);
+                       }
+                   });
 }
 
 void client_connection::server_failed(std::string_view why) {

@@ -95,6 +95,12 @@ void pool_shard::assign(client_connection& client, std::shared_ptr<server_connec
 void pool_shard::release(std::shared_ptr<server_connection> server) {
     unlink(*server);
     server->touch();
+    if (server->cancels_in_flight > 0) {
+        server->set_state(server_state::maintenance);
+        other_.push_back(*server);
+        server->release_after_cancel = true;
+        return;
+    }
     if (steady_clock::now() >= server->lifetime_deadline()) {
         discard(*server, close_reason::lifetime);
         return;
@@ -255,6 +261,13 @@ void pool_shard::discard(server_connection& server, close_reason why) {
     SLUICE_LOG(info, server_prefix(server, pool_) << ": closing because: " << to_string(why));
     if (!waiting_.empty() && pool_.try_reserve_server())
         start_connect();
+}
+
+void pool_shard::finish_release_after_cancel(const std::shared_ptr<server_connection>& server) {
+    if (server->state() != server_state::maintenance)
+        return;  // discarded meanwhile
+    unlink(*server);
+    give_to_waiter_or_idle(server);
 }
 
 void pool_shard::release_after(std::shared_ptr<server_connection> server, std::vector<std::string> statements) {

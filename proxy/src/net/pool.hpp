@@ -70,6 +70,8 @@ class pool_shard {
     void cancel_wait(client_connection& client);
     // A client is done with its server and the server is clean (ReadyForQuery 'I', nothing outstanding).
     void release(std::shared_ptr<server_connection> server);
+    // A server released while a cancel was in flight, now that PostgreSQL has taken the cancel.
+    void finish_release_after_cancel(const std::shared_ptr<server_connection>& server);
     // Release after running Sluice's own statements, each as one Query (session pooling's server_reset_query, or a
     // rollback after a client vanished).
     void release_after(std::shared_ptr<server_connection> server, std::vector<std::string> statements);

@@ -40,11 +40,115 @@ std::optional<std::string_view> parameter_set::get(std::string_view name) const 
     return std::string_view(*values_[*i]);
 }
 
-void append_quoted_literal(std::string& out, std::string_view value) {
-    out.push_back('\'');
+namespace {
+std::string lower(std::string_view v) {
+    std::string out;
+    for (char c : v)
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    return out;
+}
+std::string upper(std::string_view v) {
+    std::string out;
+    for (char c : v)
+        out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    return out;
+}
+
+std::string canonical_encoding(std::string_view value) {
+    std::string key;
     for (char c : value) {
-        if (c == '\'')
-            out.push_back('\'');
+        if (c != '-' && c != '_')
+            key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    if (key == "utf8" || key == "unicode")
+        return "UTF8";
+    if (key == "sqlascii")
+        return "SQL_ASCII";
+    return upper(value);
+}
+
+// DateStyle is "<style>, <order>" (datetime.c): either part may be given alone.
+std::string canonical_datestyle(std::string_view value, std::string_view current) {
+    std::string style;
+    std::string order;
+    std::string token;
+    auto take = [&] {
+        const auto t = lower(token);
+        token.clear();
+        if (t.empty())
+            return;
+        if (t == "iso")
+            style = "ISO";
+        else if (t == "sql")
+            style = "SQL";
+        else if (t == "postgres")
+            style = "Postgres";
+        else if (t == "german")
+            style = "German";
+        else if (t == "dmy" || t == "euro" || t == "european")
+            order = "DMY";
+        else if (t == "mdy" || t == "us" || t == "noneuro" || t == "noneuropean")
+            order = "MDY";
+        else if (t == "ymd")
+            order = "YMD";
+        else
+            style = "?";
+    };
+    for (char c : value) {
+        if (c == ',' || c == ' ') {
+            take();
+        } else {
+            token.push_back(c);
+        }
+    }
+    take();
+    if (style == "?")
+        return std::string(value);
+    const auto comma = current.find(", ");
+    if (style.empty())
+        style = comma == std::string_view::npos ? "ISO" : std::string(current.substr(0, comma));
+    if (order.empty())
+        order = comma == std::string_view::npos ? "MDY" : std::string(current.substr(comma + 2));
+    return style + ", " + order;
+}
+}  // namespace
+
+std::string canonical_value(std::string_view name, std::string_view value, std::string_view current) {
+    // Some drivers (asyncpg) send the value quoted as in SQL; PostgreSQL strips the quotes.
+    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') value = value.substr(1, value.size() - 2);
+    const auto index = tracked_parameter_index(name);
+    if (!index)
+        return std::string(value);
+    const auto canonical_name = tracked_parameter_names[*index];
+    if (canonical_name == "client_encoding")
+        return canonical_encoding(value);
+    if (canonical_name == "DateStyle")
+        return canonical_datestyle(value, current);
+    if (canonical_name == "TimeZone") {
+        const auto l = lower(value);
+        if (l == "utc" || l == "gmt" || l == "zulu")
+            return upper(value);
+        return std::string(value);
+    }
+    if (canonical_name == "IntervalStyle")
+        return lower(value);
+    if (canonical_name == "standard_conforming_strings") {
+        const auto l = lower(value);
+        if (l == "on" || l == "true" || l == "yes" || l == "1")
+            return "on";
+        if (l == "off" || l == "false" || l == "no" || l == "0")
+            return "off";
+    }
+    return std::string(value);
+}
+
+void append_quoted_literal(std::string& out, std::string_view value) {
+    // E'' reads the same whatever the server's standard_conforming_strings: a plain '' literal would let a
+    // backslash in a client's value escape the quote when the setting is off.
+    out.append("E'");
+    for (char c : value) {
+        if (c == '\'' || c == '\\')
+            out.push_back(c);
         out.push_back(c);
     }
     out.push_back('\'');

@@ -34,7 +34,14 @@ class parameter_set {
 // for and the server's differs. Values are quoted as string literals. Returns true if anything was appended.
 bool append_parameter_sync(const parameter_set& client, const parameter_set& server, std::string& sql);
 
-// Quotes a value as a standard-conforming SQL string literal ('' doubling; E'' never needed).
+// The spelling PostgreSQL reports for a tracked parameter set to `value` (e.g. client_encoding utf8 -> UTF8, DateStyle
+// iso -> "ISO, MDY", TimeZone utc -> UTC), so that a client sees at login what a direct connection shows.
+// `current` is the server's value, for the parts `value` leaves out (the DateStyle order). Values it does not
+// recognise come back unchanged; the server's report after the first sync corrects them.
+[[nodiscard]] std::string canonical_value(std::string_view name, std::string_view value, std::string_view current);
+
+// Quotes a value as an escape string literal E'...' (quotes and backslashes doubled), which the server reads the same
+// whether standard_conforming_strings is on or off.
 void append_quoted_literal(std::string& out, std::string_view value);
 
 }  // namespace sluice::session

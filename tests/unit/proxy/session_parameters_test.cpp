@@ -60,17 +60,20 @@ TEST(session_parameters, empty_value_is_a_value) {
 }
 
 TEST(session_parameters, quoting_doubles_single_quotes) {
-    EXPECT_EQ(quoted(""), "''");
-    EXPECT_EQ(quoted("plain"), "'plain'");
-    EXPECT_EQ(quoted("it's"), "'it''s'");
-    EXPECT_EQ(quoted("''"), "''''''");
-    EXPECT_EQ(quoted("'; DROP TABLE t; --"), "'''; DROP TABLE t; --'");
+    EXPECT_EQ(quoted(""), "E''");
+    EXPECT_EQ(quoted("plain"), "E'plain'");
+    EXPECT_EQ(quoted("it's"), "E'it''s'");
+    EXPECT_EQ(quoted("''"), "E''''''");
+    EXPECT_EQ(quoted("'; DROP TABLE t; --"), "E'''; DROP TABLE t; --'");
+    // Backslashes are doubled so that E'' reads them literally, whatever standard_conforming_strings says.
+    EXPECT_EQ(quoted("a\\b"), "E'a\\\\b'");
+    EXPECT_EQ(quoted("\\'; --"), "E'\\\\''; --'");
 }
 
 TEST(session_parameters, quoting_appends_to_what_is_there) {
     std::string out = "SET x = ";
     append_quoted_literal(out, "a'b");
-    EXPECT_EQ(out, "SET x = 'a''b'");
+    EXPECT_EQ(out, "SET x = E'a''b'");
 }
 
 TEST(session_parameters, sync_is_empty_when_the_client_has_no_values) {
@@ -97,13 +100,13 @@ TEST(session_parameters, sync_sets_only_the_parameters_that_differ) {
     client.set("DateStyle", "ISO, MDY");
     server.set("TimeZone", "UTC");
     server.set("DateStyle", "ISO, MDY");
-    EXPECT_EQ(sync_sql(client, server), "SET TimeZone = 'Asia/Tokyo';");
+    EXPECT_EQ(sync_sql(client, server), "SET TimeZone = E'Asia/Tokyo';");
 }
 
 TEST(session_parameters, sync_sets_parameters_the_server_has_not_reported) {
     parameter_set client;
     client.set("application_name", "a");
-    EXPECT_EQ(sync_sql(client, parameter_set{}), "SET application_name = 'a';");
+    EXPECT_EQ(sync_sql(client, parameter_set{}), "SET application_name = E'a';");
 }
 
 TEST(session_parameters, sync_resets_to_an_empty_value) {
@@ -111,7 +114,7 @@ TEST(session_parameters, sync_resets_to_an_empty_value) {
     parameter_set server;
     client.set("application_name", "");
     server.set("application_name", "a");
-    EXPECT_EQ(sync_sql(client, server), "SET application_name = '';");
+    EXPECT_EQ(sync_sql(client, server), "SET application_name = E'';");
 }
 
 TEST(session_parameters, sync_compares_values_case_sensitively) {
@@ -119,7 +122,7 @@ TEST(session_parameters, sync_compares_values_case_sensitively) {
     parameter_set server;
     client.set("application_name", "App");
     server.set("application_name", "app");
-    EXPECT_EQ(sync_sql(client, server), "SET application_name = 'App';");
+    EXPECT_EQ(sync_sql(client, server), "SET application_name = E'App';");
 }
 
 TEST(session_parameters, sync_issues_sets_in_tracked_order_with_canonical_names) {
@@ -131,14 +134,14 @@ TEST(session_parameters, sync_issues_sets_in_tracked_order_with_canonical_names)
     client.set("DATESTYLE", "ISO, DMY");
     client.set("Client_Encoding", "UTF8");
     EXPECT_EQ(sync_sql(client, parameter_set{}),
-              "SET client_encoding = 'UTF8';SET DateStyle = 'ISO, DMY';SET TimeZone = 'UTC';"
-              "SET IntervalStyle = 'iso_8601';SET standard_conforming_strings = 'on';SET application_name = 'a';");
+              "SET client_encoding = E'UTF8';SET DateStyle = E'ISO, DMY';SET TimeZone = E'UTC';"
+              "SET IntervalStyle = E'iso_8601';SET standard_conforming_strings = E'on';SET application_name = E'a';");
 }
 
 TEST(session_parameters, sync_quotes_values_holding_quotes) {
     parameter_set client;
     client.set("application_name", "it's; RESET ALL; --");
-    EXPECT_EQ(sync_sql(client, parameter_set{}), "SET application_name = 'it''s; RESET ALL; --';");
+    EXPECT_EQ(sync_sql(client, parameter_set{}), "SET application_name = E'it''s; RESET ALL; --';");
 }
 
 TEST(session_parameters, sync_appends_after_existing_text) {
@@ -146,7 +149,7 @@ TEST(session_parameters, sync_appends_after_existing_text) {
     client.set("TimeZone", "UTC");
     std::string sql = "-- sync\n";
     EXPECT_TRUE(append_parameter_sync(client, parameter_set{}, sql));
-    EXPECT_EQ(sql, "-- sync\nSET TimeZone = 'UTC';");
+    EXPECT_EQ(sql, "-- sync\nSET TimeZone = E'UTC';");
 }
 
 }  // namespace

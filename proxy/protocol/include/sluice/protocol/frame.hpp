@@ -34,6 +34,25 @@ inline void store_u16(char* p, std::uint16_t v) noexcept {
     std::memcpy(p, &v, 2);
 }
 
+// PostgreSQL's own limits on frontend messages (PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT in postgres.c):
+// statements, bind parameters, function calls and COPY data may be large; everything else is small.
+inline constexpr std::uint32_t large_message_limit = 0x3fffffff;
+inline constexpr std::uint32_t small_message_limit = 10000;
+[[nodiscard]] constexpr std::uint32_t max_frontend_length(char type) noexcept {
+    switch (type) {
+        case 'Q':  // Query
+        case 'P':  // Parse
+        case 'B':  // Bind
+        case 'F':  // FunctionCall
+        case 'd':  // CopyData
+        case 'f':  // CopyFail
+        case 'p':  // password / SASL
+            return large_message_limit;
+        default:
+            return small_message_limit;
+    }
+}
+
 struct message_header {
     char type = 0;
     std::uint32_t length = 0;  // as on the wire: includes the 4 length bytes, excludes the type byte
