@@ -152,6 +152,7 @@ class Summary:
     cpu_us_per_tx: float | None = None
     connect_ms: float | None = None
     cpu_whole_runs: int = 0  # successful runs whose CPU/tx covers the whole run (no steady window found)
+    retried_runs: int = 0  # runs retried with a longer -T (no transaction completed at first)
 
 
 def _median(values):
@@ -176,6 +177,7 @@ def summarize(results):
             s.p99_ms = _median(r.p99_ms for r in ok)
             s.cpu_us_per_tx = _median(r.cpu_us_per_tx for r in ok)
             s.connect_ms = _median(r.connect_ms for r in ok)
+            s.retried_runs = sum(1 for r in runs if any(n.startswith("retried") for n in r.notes))
             s.cpu_whole_runs = sum(1 for r in ok if r.cpu_us_per_tx is not None and r.cpu_window != "steady")
         out[key] = s
     return out
@@ -220,6 +222,8 @@ def results_table(scenarios, summaries):
             notes = []
             if s.connect_ms is not None:
                 notes.append(f"connect {s.connect_ms:.2f} ms")
+            if s.retried_runs:
+                notes.append(f"{s.retried_runs} run(s) retried with a longer -T")
             if s.cpu_whole_runs:
                 notes.append(f"CPU over the whole run in {s.cpu_whole_runs} run(s)")
             if s.ok_runs == 0:
@@ -260,13 +264,14 @@ def ratios_table(scenarios, summaries):
 
 
 def runs_table(results, titles):
-    header = ["#", "Target", "Round", "TPS", "Transactions", "Mean ms", "p99 ms", "CPU µs/tx", "Connect ms", "Result"]
+    header = ["#", "Target", "Round", "TPS", "Transactions", "Mean ms", "p99 ms", "CPU µs/tx", "Connect ms", "Result",
+              "Notes"]
     rows = []
     for r in sorted(results, key=lambda r: (r.scenario, r.round, r.target)):
         rows.append([r.scenario, TARGET_LABELS[r.target], r.round, fmt(r.tps, 0), fmt(r.transactions, 0),
                      fmt(r.mean_ms, 3), fmt(r.p99_ms, 3), fmt(r.cpu_us_per_tx, 1), fmt(r.connect_ms, 2),
                      ("ok" if r.cpu_window == "steady" or r.cpu_us_per_tx is None else f"ok, CPU: {r.cpu_window}")
-                     if r.ok else "failed"])
+                     if r.ok else "failed", "; ".join(r.notes)])
     return md_table(header, rows)
 
 

@@ -193,5 +193,23 @@ TEST(proxy_parameters_single_server, application_name_with_a_backslash_survives_
     }
 }
 
+TEST(proxy_parameters_single_server, untracked_settings_of_one_client_are_reset_before_the_next_client) {
+    pooler_options one_server;
+    one_server.pool_size = 1;
+    pooler sluice(one_server);
+    auto a = connect_or_throw(sluice.conninfo());
+    auto b = connect_or_throw(sluice.conninfo());
+    const auto default_path = scalar(b.get(), "SHOW search_path");
+    run(a.get(), "SET search_path = pg_catalog");
+    run(a.get(), "SET statement_timeout = 1234");
+    run(a.get(), "SET work_mem = '7MB'");
+    // One server: b gets the very server a used, and must find it as a fresh session would.
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(scalar(b.get(), "SHOW search_path"), default_path);
+        EXPECT_EQ(scalar(b.get(), "SHOW statement_timeout"), "0");
+        EXPECT_NE(scalar(b.get(), "SHOW work_mem"), "7MB");
+    }
+}
+
 }  // namespace
 }  // namespace sluice::test::proxy

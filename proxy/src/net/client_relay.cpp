@@ -108,6 +108,7 @@ void client_connection::start_relay() {
     down_policy_.buffer_capacity = relay_buffer_size;
     down_policy_.set_inspect(protocol::to_char(protocol::backend::ready_for_query));
     down_policy_.set_inspect(protocol::to_char(protocol::backend::parameter_status));
+    down_policy_.set_inspect(protocol::to_char(protocol::backend::command_complete));
     state_ = client_state::idle;
     flush_down();  // the welcome
     if (state_ != client_state::idle)
@@ -124,8 +125,10 @@ bool client_connection::has_complete_header() const noexcept {
     // streams), or more of a message being streamed. A bare header of a small message is not enough: acting on it
     // would take a server for nothing.
     const auto pending = up_.in.data().subspan(up_.scanned);
-    if (up_.splitter.mid_message()) return !pending.empty();
-    if (pending.size() < protocol::header_size) return false;
+    if (up_.splitter.mid_message())
+        return !pending.empty();
+    if (pending.size() < protocol::header_size)
+        return false;
     const std::size_t total = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
     return total <= pending.size() || total > up_policy_.buffer_capacity;
 }
@@ -444,7 +447,8 @@ void client_connection::process_down() {
                 if (swallow_ready_ == 0) {
                     for (std::size_t i = 0; i < session::tracked_parameter_names.size(); ++i) {
                         const auto& theirs = server_->parameters().get(i);
-                        if (parameters_.get(i) && theirs) parameters_.set(session::tracked_parameter_names[i], *theirs);
+                        if (parameters_.get(i) && theirs)
+                            parameters_.set(session::tracked_parameter_names[i], *theirs);
                     }
                 }
             } else if (in_query_) {
@@ -460,6 +464,13 @@ void client_connection::process_down() {
                 // spelling: adopt them so the next assignment compares equal.
                 parameters_.set(name, value);
             }
+        } else if (type == protocol::to_char(protocol::backend::command_complete)) {
+            // A SET or RESET (outside SET LOCAL's transaction scope, we cannot tell) leaves session state on the
+            // server that the next client must not inherit: the server is reset before it is handed on.
+            const auto tag = data.subspan(down_.scanned + protocol::header_size, piece.header.body_size());
+            const std::string_view t(tag.data(), tag.size());
+            if (!swallowing && (t.starts_with("SET") || t.starts_with("RESET")))
+                server_->session_dirty = true;
         } else if (swallowing && type == protocol::to_char(protocol::backend::error_response)) {
             const auto fields = protocol::parse_error_fields(
                 data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
@@ -543,7 +554,12 @@ void client_connection::maybe_release_server() {
     auto server = std::move(server_);
     detach_server_from(server);
     state_ = client_state::idle;
-    (*shard_).release(std::move(server));
+    if (server->session_dirty) {
+        server->session_dirty = false;
+        (*shard_).release_after(std::move(server), {"RESET ALL"});
+    } else {
+        (*shard_).release(std::move(server));
+    }
     if (state_ != client_state::idle)
         return;
     if (has_complete_header()) {
@@ -641,11 +657,19 @@ void client_connection::close(std::string_view why) {
             shard.discard(*server, close_reason::client_dirty);
         } else if (status != protocol::transaction_status::idle) {
             std::vector<std::string> sql{"ROLLBACK"};
-            if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty())
+            if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
                 sql.push_back(reset);
+            } else if (server->session_dirty) {
+                sql.push_back("RESET ALL");
+            }
+            server->session_dirty = false;
             shard.release_after(std::move(server), std::move(sql));
         } else if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
+            server->session_dirty = false;
             shard.release_after(std::move(server), {reset});
+        } else if (server->session_dirty) {
+            server->session_dirty = false;
+            shard.release_after(std::move(server), {"RESET ALL"});
         } else {
             shard.release(std::move(server));
         }

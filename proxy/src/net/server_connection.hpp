@@ -100,6 +100,7 @@ class server_connection : public std::enable_shared_from_this<server_connection>
 
     client_connection* client = nullptr;  // attached client, when active
     bool idle_wait_armed = false;         // the pool's idle read-wait is pending
+    bool session_dirty = false;           // a client ran SET/RESET: reset before the next client
     int cancels_in_flight = 0;            // CancelRequests sent for this backend and not yet taken by PostgreSQL
     bool release_after_cancel = false;    // released while a cancel was in flight: hand on once it is taken
 
