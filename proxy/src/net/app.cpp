@@ -10,6 +10,7 @@
 #include "net/runtime.hpp"
 #include "net/worker.hpp"
 #include "util/log.hpp"
+#include "util/sd_notify.hpp"
 
 namespace sluice::net {
 
@@ -64,6 +65,7 @@ int app::run() {
     SLUICE_LOG(info, "sluice started with " << rt.worker_count() << " workers");
     if (started_hook_)
         started_hook_(rt);
+    util::sd_notify("READY=1\nSTATUS=accepting connections");
 
     int exit_code = 0;
     bool graceful = false;
@@ -74,6 +76,7 @@ int app::run() {
             if (ec)
                 return;
             if (signo == SIGHUP) {
+                util::sd_notify("RELOADING=1");
                 const auto current = rt.config();
                 auto loaded = config::load_config_file(current->path);
                 if (!loaded.ok()) {
@@ -89,12 +92,14 @@ int app::run() {
                         SLUICE_LOG(info, "configuration reloaded");
                     }
                 }
+                util::sd_notify("READY=1");
                 wait_signal();
                 return;
             }
             if (signo == SIGTERM && !graceful) {
                 graceful = true;
                 SLUICE_LOG(info, "SIGTERM: no new connections, waiting for transactions to finish");
+                util::sd_notify("STOPPING=1");
                 rt.shutting_down.store(true);
                 rt.accepting.store(false);
                 rt.worker_at(0).post([this] { impl_->listen->stop(); });

@@ -433,7 +433,8 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
     protocol::write_backend_key_data(out, cancel_key_.process_id, cancel_key_.secret_key);
     protocol::write_ready_for_query(out, protocol::transaction_status::idle);
     down_.queue_injected(out);
-    SLUICE_LOG(info, log_prefix() << ": login ok");
+    if (config_->settings.log_connections)
+        SLUICE_LOG(info, log_prefix() << ": login ok");
 }
 
 }  // namespace sluice::net

@@ -678,7 +678,8 @@ void client_connection::close(std::string_view why) {
         rt_.cancels().remove(cancel_key_);
         cancel_registered_ = false;
     }
-    if (previous != client_state::login || !database_.empty()) {
+    // Failed logins are logged where they fail; log_disconnections covers the rest (PgBouncer's setting).
+    if (previous != client_state::login && config_ && config_->settings.log_disconnections) {
         SLUICE_LOG(info, log_prefix() << ": closing because: " << why);
     }
     if (static_cast<worker_hook*>(this)->is_linked())

@@ -107,7 +107,12 @@ void listener::accept_next(acceptor& a, bool tcp) {
         if (ec == asio::error::operation_aborted || !a.is_open())
             return;
         if (ec) {
-            SLUICE_LOG(warning, "accept failed: " << ec.message());
+            // Out of descriptors repeats every retry: log it at most once a second.
+            const auto now = steady_clock::now();
+            if (now - last_accept_error_log_ > std::chrono::seconds(1)) {
+                last_accept_error_log_ = now;
+                SLUICE_LOG(warning, "accept failed: " << ec.message());
+            }
             // Out of descriptors and the like: back off briefly instead of spinning.
             auto timer = std::make_shared<asio::steady_timer>(a.get_executor(), std::chrono::milliseconds(50));
             timer->async_wait([this, &a, tcp, timer](const error_code&) { accept_next(a, tcp); });

@@ -32,6 +32,7 @@ class listener {
     std::vector<bool> is_tcp_;
     std::string unix_path_;
     std::size_t next_worker_ = 0;
+    steady_clock::time_point last_accept_error_log_{};
 };
 
 }  // namespace sluice::net
