@@ -7,7 +7,7 @@
 // request for more bytes. "Need more" never consumes anything, so the buffer stays intact (the Envoy filter's rule).
 // This is how a 100 MB DataRow or CopyData passes through with bounded memory while small messages can be inspected.
 
-#include <array>
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -33,11 +33,11 @@ struct piece {
 
 // Which message types must be seen whole (so their fields can be parsed) whatever their size, up to max_length.
 struct split_policy {
-    std::array<bool, 256> inspect{};
+    std::bitset<256> inspect;  // 32 bytes: every idle client holds two policies
     std::uint32_t max_length = 0x7fffffff;  // largest declared length accepted (max_packet_size)
     std::size_t buffer_capacity = 0;        // what the caller's buffer can hold; larger non-inspected messages stream
 
-    void set_inspect(char type, bool on = true) noexcept { inspect[static_cast<unsigned char>(type)] = on; }
+    void set_inspect(char type, bool on = true) noexcept { inspect.set(static_cast<unsigned char>(type), on); }
     [[nodiscard]] bool inspects(char type) const noexcept { return inspect[static_cast<unsigned char>(type)]; }
 };
 
