@@ -171,6 +171,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool in_query_ = false;
     steady_clock::time_point connect_time_{steady_clock::now()};
     steady_clock::time_point request_time_{};
+    steady_clock::time_point last_activity_{steady_clock::now()};  // last bytes from the client
+    steady_clock::time_point last_ready_{};                        // last ReadyForQuery forwarded
+    bool query_timeout_cancel_sent_ = false;
 
     steady_clock::time_point login_deadline_{};
     steady_clock::time_point wait_started_{};

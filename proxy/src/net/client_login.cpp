@@ -98,11 +98,47 @@ void client_connection::start() {
 }
 
 void client_connection::tick(steady_clock::time_point now) {
-    if (state_ == client_state::login && config_->settings.client_login_timeout.count() > 0 && now > login_deadline_) {
-        SLUICE_LOG(warning, log_prefix() << ": client_login_timeout expired during login");
-        // Ends the login coroutine: its pending read fails.
-        error_code ignored;
-        socket_.close(ignored);
+    const auto& settings = config_->settings;
+    auto expired = [&](std::chrono::microseconds limit, steady_clock::time_point since) {
+        return limit.count() > 0 && now - since > std::chrono::duration_cast<steady_clock::duration>(limit);
+    };
+    switch (state_) {
+        case client_state::login:
+            if (settings.client_login_timeout.count() > 0 && now > login_deadline_) {
+                SLUICE_LOG(warning, log_prefix() << ": client_login_timeout expired during login");
+                // Ends the login coroutine: its pending read fails.
+                error_code ignored;
+                socket_.close(ignored);
+            }
+            break;
+        case client_state::idle:
+            if (expired(settings.client_idle_timeout, last_activity_)) {
+                if (shard_)
+                    shard_->counters.client_idle_timeouts.add();
+                send_error_and_close(protocol::sqlstate::idle_session_timeout, "client_idle_timeout");
+            }
+            break;
+        case client_state::active:
+            if (tracker_.awaiting_results()) {
+                // query_timeout: cancel the query on the backend; the client gets the server's 57014 and keeps
+                // its connection, and the server stays usable (PgBouncer closes both instead).
+                if (expired(settings.query_timeout, query_start_) && !query_timeout_cancel_sent_) {
+                    query_timeout_cancel_sent_ = true;
+                    if (shard_)
+                        shard_->counters.query_timeouts.add();
+                    SLUICE_LOG(warning, log_prefix() << ": query_timeout expired, cancelling the query");
+                    forward_cancel();
+                }
+            } else if (tracker_.status() != protocol::transaction_status::idle &&
+                       expired(settings.idle_transaction_timeout, last_ready_)) {
+                if (shard_)
+                    shard_->counters.idle_transaction_timeouts.add();
+                send_error_and_close(protocol::sqlstate::idle_in_transaction_session_timeout,
+                                     "idle transaction timeout");
+            }
+            break;
+        default:
+            break;
     }
 }
 

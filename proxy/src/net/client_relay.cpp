@@ -168,6 +168,7 @@ void client_connection::on_client_readable(const error_code& ec) {
         up_.in.compact();
     error_code hard;
     const std::size_t before = up_.in.size();
+    last_activity_ = steady_clock::now();
     if (drain_into(socket_, up_.in, hard))
         client_eof_ = true;
     if (shard_)
@@ -491,6 +492,8 @@ void client_connection::record_ready_for_query() {
     const auto query_us =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - query_start_).count());
     c.query_count.add();
+    last_ready_ = now;
+    query_timeout_cancel_sent_ = false;
     c.query_time_us.add(query_us);
     c.query_time.observe_microseconds(query_us);
     query_start_ = now;
