@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
     }
     for (const auto& w : loaded.value->warnings)
         std::fprintf(stderr, "sluice: warning: %s\n", w.to_string().c_str());
+    if (auto err = sluice::net::unsupported_settings(*loaded.value); !err.empty()) {
+        std::fprintf(stderr, "sluice: %s\n", err.c_str());
+        return 1;
+    }
     std::shared_ptr<const sluice::net::credential_store> creds;
     if (auto err = sluice::net::load_credentials(*loaded.value, creds); !err.empty()) {
         std::fprintf(stderr, "sluice: %s\n", err.c_str());
@@ -107,8 +111,15 @@ int main(int argc, char** argv) {
             handlers.ready = [&rt] {
                 if (!rt.accepting.load() || rt.shutting_down.load())
                     return false;
-                // Ready unless the latest server login failed and none succeeded since.
-                return rt.last_server_login_failed_unix_s.load() <= rt.last_server_login_ok_unix_s.load();
+                // Not ready while the latest server login failed to reach the backend (connection-class error) and
+                // none succeeded since, for 30 s after that failure: an unready replica gets no clients, so
+                // readiness must come back by itself for the next login to try again.
+                const auto failed = rt.last_server_login_failed_unix_s.load();
+                const auto ok = rt.last_server_login_ok_unix_s.load();
+                const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+                return !(failed > ok && now - failed < 30);
             };
             try {
                 boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address(metrics_addr),

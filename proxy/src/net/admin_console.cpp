@@ -122,7 +122,9 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 if (!loaded.ok()) {
                     err = loaded.errors.empty() ? "invalid configuration" : loaded.errors.front().to_string();
                 } else {
-                    err = load_credentials(*loaded.value, creds);
+                    err = unsupported_settings(*loaded.value);
+                    if (err.empty())
+                        err = load_credentials(*loaded.value, creds);
                 }
                 if (err.empty()) {
                     rt_.set_config(std::make_shared<const config::config>(std::move(*loaded.value)), creds);

@@ -32,6 +32,22 @@ std::string load_credentials(const config::config& cfg, std::shared_ptr<const cr
     return {};
 }
 
+std::string unsupported_settings(const config::config& cfg) {
+    using config::ssl_mode;
+    const auto& s = cfg.settings;
+    if (s.client_tls_sslmode != ssl_mode::disable && s.client_tls_sslmode != ssl_mode::allow &&
+        s.client_tls_sslmode != ssl_mode::prefer) {
+        return "client_tls_sslmode = " + std::string(config::to_string(s.client_tls_sslmode)) +
+               ": TLS is not supported by this version of Sluice; clients would be accepted without it";
+    }
+    if (s.server_tls_sslmode != ssl_mode::disable && s.server_tls_sslmode != ssl_mode::allow &&
+        s.server_tls_sslmode != ssl_mode::prefer) {
+        return "server_tls_sslmode = " + std::string(config::to_string(s.server_tls_sslmode)) +
+               ": TLS is not supported by this version of Sluice; servers would be reached without it";
+    }
+    return {};
+}
+
 struct app::impl {
     std::unique_ptr<runtime> rt;
     std::unique_ptr<listener> listen;
@@ -52,6 +68,8 @@ app::~app() = default;
 int app::run() {
     auto& rt = *impl_->rt;
     ::signal(SIGPIPE, SIG_IGN);
+    // Before anything can announce readiness: a SIGHUP right after READY=1 must reach a handler, not kill us.
+    asio::signal_set signals(impl_->control, SIGINT, SIGTERM, SIGHUP);
     impl_->listen = std::make_unique<listener>(rt);
     if (auto err = impl_->listen->open(); !err.empty()) {
         SLUICE_LOG(fatal, err);
@@ -69,7 +87,6 @@ int app::run() {
 
     int exit_code = 0;
     bool graceful = false;
-    asio::signal_set signals(impl_->control, SIGINT, SIGTERM, SIGHUP);
     std::function<void()> wait_signal;
     wait_signal = [&] {
         signals.async_wait([&](const error_code& ec, int signo) {
@@ -84,7 +101,9 @@ int app::run() {
                         SLUICE_LOG(error, "reload rejected: " << e.to_string());
                 } else {
                     std::shared_ptr<const credential_store> creds;
-                    auto err = load_credentials(*loaded.value, creds);
+                    auto err = unsupported_settings(*loaded.value);
+                    if (err.empty())
+                        err = load_credentials(*loaded.value, creds);
                     if (!err.empty()) {
                         SLUICE_LOG(error, "reload rejected: " << err);
                     } else {

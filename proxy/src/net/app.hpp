@@ -13,6 +13,10 @@ namespace sluice::net {
 class credential_store;
 [[nodiscard]] std::string load_credentials(const config::config& cfg, std::shared_ptr<const credential_store>& out);
 
+// Settings whose promise Sluice cannot keep yet (TLS): an error message naming them, or empty. A config that asks
+// for TLS must not run in plaintext.
+[[nodiscard]] std::string unsupported_settings(const config::config& cfg);
+
 class app {
   public:
     explicit app(config::config cfg);

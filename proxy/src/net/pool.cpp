@@ -11,6 +11,11 @@
 namespace sluice::net {
 
 namespace {
+std::int64_t unix_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 std::string server_prefix(const server_connection& s, const pool& p) {
     return "S-" + std::to_string(s.id()) + " " + p.cfg().database + "/" + p.cfg().user + "@" + p.cfg().host + ":" +
            std::to_string(p.cfg().port);
@@ -213,20 +218,21 @@ void pool_shard::start_connect() {
                 pool_.unreserve_server();
                 SLUICE_LOG(warning, server_prefix(*server, pool_) << ": " << err.message);
                 counters.server_connect_failures.add();
-                worker_.rt().last_server_login_failed_unix_s.store(
-                    std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count(),
-                    std::memory_order_relaxed);
+                // Readiness tracks whether the backend can be reached, not whether a client named a database or
+                // role that does not exist: only connection-class failures (SQLSTATE class 08) count.
+                if (err.sqlstate.starts_with("08")) {
+                    worker_.rt().last_server_login_failed_unix_s.store(unix_seconds(), std::memory_order_relaxed);
+                }
                 on_connect_failed(err);
                 co_return;
             }
-            SLUICE_LOG(
-                debug,
-                server_prefix(*server, pool_)
-                    << ": new server connection in "
-                    << std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started).count()
-                    << " us");
+            const auto connect_us = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started).count());
+            counters.server_connects.add();
+            counters.server_connect_time_us.add(connect_us);
+            counters.connect_time.observe_microseconds(connect_us);
+            worker_.rt().last_server_login_ok_unix_s.store(unix_seconds(), std::memory_order_relaxed);
+            SLUICE_LOG(debug, server_prefix(*server, pool_) << ": new server connection in " << connect_us << " us");
             give_to_waiter_or_idle(server);
         },
         [server](std::exception_ptr e) {
