@@ -132,6 +132,8 @@ struct tls_protocols {
       plain_text(), reload, pgbouncer, "Query returning (user name, password or secret) for $1")                       \
     X(auth_dbname, std::optional<std::string>, std::nullopt, optional_text(), reload, pgbouncer,                       \
       "[databases] entry auth_query runs in; unset: the client's database")                                            \
+    X(auth_query_timeout, std::chrono::microseconds, std::chrono::seconds(5), seconds(), restart, sluice,              \
+      "How long a login waits for auth_query (connection included) before failing with 08006")                        \
     /* Logging */                                                                                                      \
     X(log_connections, bool, true, boolean(), reload, pgbouncer, "Log successful logins")                              \
     X(log_disconnections, bool, true, boolean(), reload, pgbouncer, "Log disconnections with reasons")                 \

@@ -100,7 +100,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     asio::awaitable<bool> read_startup(std::string& packet);
     asio::awaitable<bool> read_message(char& type, std::string& body, std::size_t max_length);
     asio::awaitable<bool> write_all(std::string& bytes);
-    asio::awaitable<bool> authenticate();
+    // `db`: the client's database entry, for auth_query; nullptr (the admin console): auth_file only.
+    asio::awaitable<bool> authenticate(const config::database_entry* db = nullptr);
     void finish_login();
     void send_welcome(const std::vector<std::pair<std::string, std::string>>& server_parameters);
     asio::awaitable<void> handle_cancel_request(std::uint32_t pid, std::uint32_t key);
@@ -147,6 +148,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     cancel_registry::key cancel_key_{};
     bool cancel_registered_ = false;
     std::optional<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
+    std::optional<auth::secret> looked_up_secret_;        // the secret auth_query found for this user
 
     relay_pump up_;    // client -> server
     relay_pump down_;  // server -> client

@@ -306,17 +306,17 @@ asio::awaitable<void> client_connection::run_login() {
         close("client disconnected during login");
         co_return;
     }
-    if (!co_await authenticate())
+    if (!co_await authenticate(&*entry))
         co_return;
 
-    pool_ = rt_.get_pool(*entry, database_, user_);
+    pool_ = rt_.get_pool(*entry, database_, user_, looked_up_secret_ ? &*looked_up_secret_ : nullptr);
     shard_ = &pool_->shard(worker_.index());
     finish_login();
 }
 
-asio::awaitable<bool> client_connection::authenticate() {
+asio::awaitable<bool> client_connection::authenticate(const config::database_entry* db) {
     const auto creds = rt_.credentials();
-    const auto found = creds ? creds->find(user_) : std::nullopt;
+    auto found = creds ? creds->find(user_) : std::nullopt;
     const auto auth = config_->settings.auth_type;
     std::string out;
     std::string body;
@@ -326,6 +326,32 @@ asio::awaitable<bool> client_connection::authenticate() {
     if (auth == config::auth_type::trust || auth == config::auth_type::any) {
         protocol::write_authentication_ok(out);
         co_return co_await write_all(out);
+    }
+
+    // PgBouncer's auth_user: a user missing from auth_file is looked up with auth_query (off the event loop, cached).
+    const bool needs_secret =
+        auth == config::auth_type::scram_sha_256 || auth == config::auth_type::md5 || auth == config::auth_type::plain;
+    if (!found && db && needs_secret) {
+        const auto auth_user = db->auth_user ? db->auth_user : config_->settings.auth_user;
+        const auto auth_user_cred = creds && auth_user ? creds->find(*auth_user) : std::nullopt;
+        const auto plan = plan_auth_query(*config_, *db, auth_user_cred ? &auth_user_cred->stored : nullptr);
+        if (!plan.error.empty()) {
+            SLUICE_LOG(error, log_prefix() << ": auth_query is misconfigured: " << plan.error);
+            co_await fail_login(protocol::sqlstate::invalid_authorization_specification, "auth_query is misconfigured");
+            co_return false;
+        }
+        if (plan.target) {
+            auto answer = co_await rt_.auth_queries().async_lookup(*plan.target, user_);
+            if (answer.error()) {
+                SLUICE_LOG(warning, log_prefix() << ": auth_query failed: " << answer.detail);
+                co_await fail_login(answer.sqlstate, answer.message);
+                co_return false;
+            }
+            if (answer.found()) {
+                looked_up_secret_ = answer.stored;
+                found = credential{std::move(answer.stored), std::move(answer.scram)};
+            }
+        }
     }
 
     const bool use_scram =

@@ -4,6 +4,7 @@
 #include "net/client_connection.hpp"
 #include "net/pool.hpp"
 #include "net/worker.hpp"
+#include "sluice/bridge/thread_pool.hpp"
 #include "util/log.hpp"
 
 namespace sluice::net {
@@ -160,6 +161,16 @@ runtime::runtime(std::shared_ptr<const config::config> cfg) : config_(std::move(
         n = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i)
         workers_.push_back(std::make_unique<worker>(*this, i));
+    // Four threads: a stalled auth server can hold at most three (auth_query_service's per-target slots).
+    auth_pool_ = std::make_unique<bridge::thread_pool>(
+        bridge::pool_options{.name = "auth_query", .threads = 4, .max_queue = 64});
+    const auto& s = config_->settings;
+    auth_queries_ = std::make_unique<auth_query_service>(
+        *auth_pool_,
+        auth_query_options{.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.auth_query_timeout),
+                           .positive_ttl = std::chrono::seconds(30),
+                           .negative_ttl = std::chrono::seconds(5),
+                           .scram_iterations = s.scram_iterations});
 }
 
 runtime::~runtime() {
@@ -195,7 +206,7 @@ std::vector<std::shared_ptr<pool>> runtime::pools_snapshot() const {
 }
 
 std::shared_ptr<pool> runtime::get_pool(const config::database_entry& db, std::string_view database,
-                                        std::string_view user) {
+                                        std::string_view user, const auth::secret* looked_up) {
     std::pair<std::string, std::string> key{std::string(database), std::string(user)};
     {
         std::lock_guard lock(pools_mutex_);
@@ -218,6 +229,10 @@ std::shared_ptr<pool> runtime::get_pool(const config::database_entry& db, std::s
         if (auto c = creds->find(pc.server_user); c && c->stored.type != auth::secret::kind::scram_sha_256) {
             pc.server_password = c->stored.stored;
         }
+    }
+    if (!pc.server_password && looked_up && pc.server_user == pc.user &&
+        looked_up->type != auth::secret::kind::scram_sha_256) {
+        pc.server_password = looked_up->stored;  // md5 secret or password from auth_query (SCRAM uses client keys)
     }
     pc.host = db.hosts.empty() ? s.unix_socket_dir : db.hosts.front();
     pc.port = db.port;

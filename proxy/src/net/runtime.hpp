@@ -23,6 +23,7 @@
 #include "auth/userlist.hpp"
 #include "config/config.hpp"
 #include "net/asio_fwd.hpp"
+#include "net/auth_query.hpp"
 #include "stats/snapshot.hpp"
 
 namespace sluice::net {
@@ -83,9 +84,13 @@ class runtime {
     // Installs a new configuration (RELOAD/SIGHUP); existing pools keep theirs until replaced.
     void set_config(std::shared_ptr<const config::config> cfg, std::shared_ptr<const credential_store> creds);
 
-    // The pool of (database, user), created on first use from the database entry.
+    // The pool of (database, user), created on first use from the database entry. `looked_up` is the user's secret
+    // from auth_query, if that is where it came from: an md5 or plain one logs the pool into the server.
     [[nodiscard]] std::shared_ptr<pool> get_pool(const config::database_entry& db, std::string_view database,
-                                                 std::string_view user);
+                                                 std::string_view user, const auth::secret* looked_up = nullptr);
+
+    // Secrets of users missing from auth_file (auth_user / auth_query), looked up on the auth bridge pool.
+    [[nodiscard]] auth_query_service& auth_queries() noexcept { return *auth_queries_; }
 
     std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
     [[nodiscard]] worker& worker_at(std::size_t i) { return *workers_[i]; }
@@ -121,6 +126,10 @@ class runtime {
     std::map<std::pair<std::string, std::string>, std::shared_ptr<pool>> pools_;
 
     std::vector<std::unique_ptr<worker>> workers_;
+    // Declared after workers_, so destroyed before their io_contexts and after ~runtime() stopped them: the bridge's
+    // rule (a pool goes after the event loops that await it stop, before their io_contexts are destroyed).
+    std::unique_ptr<bridge::thread_pool> auth_pool_;
+    std::unique_ptr<auth_query_service> auth_queries_;
     cancel_registry cancels_;
     std::atomic<std::uint64_t> next_id_{1};
     std::int64_t started_unix_us_ = 0;
