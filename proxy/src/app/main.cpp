@@ -9,6 +9,7 @@
 #include "net/app.hpp"
 #include "net/runtime.hpp"
 #include "net/worker.hpp"
+#include "sluice/bridge/metrics_source.hpp"
 #include "sluice/metrics/exporter.hpp"
 #include "sluice/metrics/http_server.hpp"
 #include "stats/metrics_source.hpp"
@@ -102,11 +103,14 @@ int main(int argc, char** argv) {
                 return;
             auto& w0 = rt.worker_at(0);
             sluice::metrics::http_handlers handlers;
-            handlers.render = [&rt, &w0](sluice::metrics::http_handlers::reply_fn reply) {
-                rt.async_snapshot(w0, [reply = std::move(reply)](std::shared_ptr<sluice::stats::snapshot> snap) {
-                    sluice::stats::snapshot_metrics source(*snap);
-                    reply(sluice::metrics::render_text({&source}));
-                });
+            auto bridge_source = std::make_shared<sluice::bridge::metrics_source>();
+            bridge_source->add_pool(rt.auth_pool());
+            handlers.render = [&rt, &w0, bridge_source](sluice::metrics::http_handlers::reply_fn reply) {
+                rt.async_snapshot(
+                    w0, [reply = std::move(reply), bridge_source](std::shared_ptr<sluice::stats::snapshot> snap) {
+                        sluice::stats::snapshot_metrics source(*snap);
+                        reply(sluice::metrics::render_text({&source, bridge_source.get()}));
+                    });
             };
             handlers.ready = [&rt] {
                 if (!rt.accepting.load() || rt.shutting_down.load())

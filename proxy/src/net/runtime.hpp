@@ -91,6 +91,8 @@ class runtime {
 
     // Secrets of users missing from auth_file (auth_user / auth_query), looked up on the auth bridge pool.
     [[nodiscard]] auth_query_service& auth_queries() noexcept { return *auth_queries_; }
+    // The bridge pool running auth_query lookups, for its metrics.
+    [[nodiscard]] const bridge::thread_pool& auth_pool() const noexcept { return *auth_pool_; }
 
     std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
     [[nodiscard]] worker& worker_at(std::size_t i) { return *workers_[i]; }
