@@ -56,14 +56,7 @@ void pool_shard::acquire(client_connection& client) {
         return;
     }
     while (!idle_.empty()) {
-        auto& front = idle_.front();
-        idle_.pop_front();
-        auto server = front.shared_from_this();
-        if (server->idle_wait_armed) {
-            error_code ignored;
-            server->socket().cancel(ignored);
-            server->idle_wait_armed = false;
-        }
+        auto server = take_idle_front();
         if (steady_clock::now() >= server->lifetime_deadline()) {
             discard(*server, close_reason::lifetime);
             continue;
@@ -80,6 +73,18 @@ void pool_shard::acquire(client_connection& client) {
         counters.exhaustion_events.add();
         ask_for_idle_server();
     }
+}
+
+std::shared_ptr<server_connection> pool_shard::take_idle_front() {
+    auto server = idle_.front().shared_from_this();
+    idle_.pop_front();
+    if (server->idle_wait_armed) {
+        // The idle read-wait belongs to the pool; whoever takes the server now drives its socket.
+        error_code ignored;
+        server->socket().cancel(ignored);
+        server->idle_wait_armed = false;
+    }
+    return server;
 }
 
 void pool_shard::cancel_wait(client_connection& client) {
@@ -184,14 +189,7 @@ void pool_shard::adopt(std::shared_ptr<server_connection> server, int fd) {
 void pool_shard::lend_idle_server(pool_shard& to) {
     if (idle_.empty() || !waiting_.empty())
         return;
-    auto& front = idle_.front();
-    idle_.pop_front();
-    auto server = front.shared_from_this();
-    if (server->idle_wait_armed) {
-        error_code ignored;
-        server->socket().cancel(ignored);
-        server->idle_wait_armed = false;
-    }
+    auto server = take_idle_front();
     migrate(std::move(server), to);
 }
 
@@ -301,14 +299,7 @@ void pool_shard::release_after(std::shared_ptr<server_connection> server, std::v
 
 void pool_shard::resume() {
     while (!waiting_.empty() && !idle_.empty() && !pool_.paused()) {
-        auto& front = idle_.front();
-        idle_.pop_front();
-        auto server = front.shared_from_this();
-        if (server->idle_wait_armed) {
-            error_code ignored;
-            server->socket().cancel(ignored);
-            server->idle_wait_armed = false;
-        }
+        auto server = take_idle_front();
         auto& client = waiting_.front();
         waiting_.pop_front();
         update_shared_counts();
@@ -348,8 +339,10 @@ void pool_shard::tick(steady_clock::time_point now) {
         }
         discard(*server, expired ? close_reason::lifetime : close_reason::idle_timeout);
     }
-    // Backstop for a lost hand-off between workers.
-    if (!waiting_.empty() && idle_.empty()) {
+    // Backstop for a lost hand-off between workers (not while a connect of ours is under way for them, nor paused).
+    const bool connecting = std::any_of(
+        other_.begin(), other_.end(), [](const server_connection& s) { return s.state() == server_state::connecting; });
+    if (!waiting_.empty() && idle_.empty() && !connecting && !pool_.paused()) {
         if (pool_.try_reserve_server()) {
             start_connect();
         } else {

@@ -110,6 +110,8 @@ class pool_shard {
     using client_queue = boost::intrusive::list<client_connection, boost::intrusive::base_hook<shard_client_hook>,
                                                 boost::intrusive::constant_time_size<true>>;
 
+    // Removes the most recently used idle server from the idle list and cancels its idle read-wait.
+    [[nodiscard]] std::shared_ptr<server_connection> take_idle_front();
     void give_to_waiter_or_idle(std::shared_ptr<server_connection> server);
     void assign(client_connection& client, std::shared_ptr<server_connection> server);
     void make_idle(std::shared_ptr<server_connection> server);
