@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
     }
     for (const auto& w : loaded.value->warnings)
         std::fprintf(stderr, "sluice: warning: %s\n", w.to_string().c_str());
+    for (const auto& w : sluice::net::unimplemented_setting_warnings(*loaded.value)) {
+        std::fprintf(stderr, "sluice: warning: %s\n", w.c_str());
+    }
     if (auto err = sluice::net::unsupported_settings(*loaded.value); !err.empty()) {
         std::fprintf(stderr, "sluice: %s\n", err.c_str());
         return 1;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -16,6 +17,10 @@ class credential_store;
 // Settings whose promise Sluice cannot keep yet (TLS): an error message naming them, or empty. A config that asks
 // for TLS must not run in plaintext.
 [[nodiscard]] std::string unsupported_settings(const config::config& cfg);
+
+// Settings that load and validate but that this version does not act on yet, when set to something other than their
+// default: one warning line each, so an operator is never misled into relying on them.
+[[nodiscard]] std::vector<std::string> unimplemented_setting_warnings(const config::config& cfg);
 
 class app {
   public:
