@@ -4,6 +4,8 @@
 #include <poll.h>
 
 #include <chrono>
+#include <csignal>
+#include <optional>
 
 #include "proxy_test_support.hpp"
 
@@ -80,6 +82,16 @@ TEST(proxy_timeouts, client_idle_timeout_closes_an_idle_client) {
     const auto error = wait_for_close(conn.get());
     EXPECT_NE(error.find("57P05"), std::string::npos) << error;
     EXPECT_NE(error.find("client_idle_timeout"), std::string::npos) << error;
+}
+
+TEST(proxy_shutdown, sigterm_tells_idle_clients_57P01_and_the_process_exits_cleanly) {
+    pooler sluice;
+    auto conn = connect_or_throw(sluice.conninfo());
+    EXPECT_EQ(scalar(conn.get(), "SELECT 1"), "1");
+    sluice.process().send_signal(SIGTERM);
+    const auto error = wait_for_close(conn.get());
+    EXPECT_NE(error.find("57P01"), std::string::npos) << error;
+    EXPECT_EQ(sluice.process().wait_exit(std::chrono::milliseconds(10'000)), std::optional<int>(0));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "auth/userlist.hpp"
@@ -166,6 +167,8 @@ int app::run() {
                 rt.shutting_down.store(true);
                 rt.accepting.store(false);
                 rt.worker_at(0).post([this] { impl_->listen->stop(); });
+                for (auto& w : rt.workers())
+                    w->post([wp = w.get()] { wp->notify_shutdown(true); });
                 wait_signal();
                 return;
             }
@@ -201,6 +204,21 @@ int app::run() {
     check();
     impl_->control.run();
     rt.accepting.store(false);
+    // Every remaining client is told 57P01 before the workers stop (bounded: a worker that does not answer within a
+    // second is stopped anyway).
+    {
+        std::vector<std::future<void>> done;
+        for (auto& w : rt.workers()) {
+            auto promise = std::make_shared<std::promise<void>>();
+            done.push_back(promise->get_future());
+            w->post([wp = w.get(), promise] {
+                wp->notify_shutdown(false);
+                promise->set_value();
+            });
+        }
+        for (auto& f : done)
+            f.wait_for(std::chrono::seconds(1));
+    }
     if (stopping_hook_)
         stopping_hook_();
     rt.worker_at(0).post([this] { impl_->listen->stop(); });

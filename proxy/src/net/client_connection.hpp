@@ -75,6 +75,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void on_server_failed(const server_error& err);
     // --- called on this worker ---
     void forward_cancel();
+    // Shutdown: `idle_only` closes the client only between transactions (SIGTERM drain), otherwise always; the client
+    // is told 57P01 first.
+    void shutdown_notice(bool idle_only);
     void tick(steady_clock::time_point now);
 
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }

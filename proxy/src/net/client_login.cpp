@@ -112,7 +112,10 @@ void client_connection::tick(steady_clock::time_point now) {
             }
             break;
         case client_state::idle:
-            if (expired(settings.client_idle_timeout, last_activity_)) {
+            if (rt_.shutting_down.load(std::memory_order_relaxed)) {
+                // SIGTERM drain: a client that finishes its transaction is told why, not left with a closed socket.
+                shutdown_notice(true);
+            } else if (expired(settings.client_idle_timeout, last_activity_)) {
                 if (shard_)
                     shard_->counters.client_idle_timeouts.add();
                 send_error_and_close(protocol::sqlstate::idle_session_timeout, "client_idle_timeout");
@@ -140,6 +143,14 @@ void client_connection::tick(steady_clock::time_point now) {
         default:
             break;
     }
+}
+
+void client_connection::shutdown_notice(bool idle_only) {
+    if (state_ == client_state::closed || state_ == client_state::login)
+        return;
+    if (idle_only && state_ != client_state::idle)
+        return;
+    send_error_and_close(protocol::sqlstate::admin_shutdown, "pooler is shutting down");
 }
 
 asio::awaitable<bool> client_connection::write_all(std::string& bytes) {

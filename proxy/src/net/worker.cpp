@@ -49,6 +49,15 @@ void worker::schedule_tick() {
     });
 }
 
+void worker::notify_shutdown(bool idle_only) {
+    // Closing a client unlinks it from the list: advance before acting. Keep each alive through its close.
+    for (auto it = clients_.begin(); it != clients_.end();) {
+        auto& c = *it++;
+        auto keep = c.shared_from_this();
+        c.shutdown_notice(idle_only);
+    }
+}
+
 void worker::tick() {
     const auto now = steady_clock::now();
     // Iterate over a stable snapshot: a tick may close clients, which unlinks them.

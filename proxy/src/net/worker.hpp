@@ -40,6 +40,10 @@ class worker {
                                                boost::intrusive::constant_time_size<true>>;
     client_list& clients() noexcept { return clients_; }
 
+    // Sends every client of this worker 57P01 and closes it (only those between transactions if `idle_only`).
+    // On this worker's thread.
+    void notify_shutdown(bool idle_only);
+
     // Runs `fn` on this worker's thread.
     template <class Fn>
     void post(Fn&& fn) {
