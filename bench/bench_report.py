@@ -16,7 +16,8 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
-TARGET_LABELS = {"pgbouncer": "PgBouncer", "sluice": "Sluice", "direct": "direct"}
+TARGET_LABELS = {"pgbouncer": "PgBouncer", "sluice": "Sluice", "sluice_metrics": "Sluice, metrics on",
+                 "direct": "direct"}
 
 
 @dataclass
@@ -260,6 +261,22 @@ def ratios_table(scenarios, summaries):
                      fmt_ratio(ratio(s.p99_ms, b.p99_ms)), fmt_ratio(ratio(s.cpu_us_per_tx, b.cpu_us_per_tx)),
                      fmt_ratio(ratio(s.tps, d.tps)), fmt_ratio(ratio(s.mean_ms, d.mean_ms)),
                      fmt_ratio(ratio(s.p99_ms, d.p99_ms))])
+    return md_table(header, rows)
+
+
+def metrics_table(scenarios, summaries):
+    """Sluice with metrics on divided by Sluice with metrics off (bench/run --metrics-compare), per scenario."""
+    header = ["#", "Scenario", "CPU µs/tx off", "CPU µs/tx on", "CPU/tx on ÷ off", "TPS on ÷ off",
+              "Mean lat on ÷ off", "p99 on ÷ off"]
+    rows = []
+    for number, title, _ in scenarios:
+        off, on = summaries.get((number, "sluice")), summaries.get((number, "sluice_metrics"))
+        if off is None or on is None:
+            continue
+        precise = lambda a, b: "—" if ratio(a, b) is None else f"{ratio(a, b):.3f}×"  # noqa: E731 (3 % matters)
+        rows.append([number, title, fmt(off.cpu_us_per_tx, 1), fmt(on.cpu_us_per_tx, 1),
+                     precise(on.cpu_us_per_tx, off.cpu_us_per_tx), precise(on.tps, off.tps),
+                     precise(on.mean_ms, off.mean_ms), precise(on.p99_ms, off.p99_ms)])
     return md_table(header, rows)
 
 

@@ -116,6 +116,14 @@ class SummaryTest(unittest.TestCase):
         main = rep.results_table([(1, "select", ["pgbouncer", "sluice"])], s)
         self.assertIn("1 failed run(s)", main)
 
+    def test_metrics_table_divides_metrics_on_by_off_with_three_decimals(self):
+        results = [rep.RunResult(5, "sluice", 1, tps=1000.0, mean_ms=2.0, p99_ms=4.0, cpu_us_per_tx=40.0),
+                   rep.RunResult(5, "sluice_metrics", 1, tps=990.0, mean_ms=2.0, p99_ms=4.4, cpu_us_per_tx=41.0)]
+        table = rep.metrics_table([(5, "tpcb", ["sluice", "sluice_metrics"])], rep.summarize(results))
+        self.assertIn("| 5 | tpcb | 40.0 | 41.0 | 1.025× | 0.990× | 1.000× | 1.100× |", table)
+        runs = rep.runs_table(results, [(5, "tpcb", ["sluice", "sluice_metrics"])])
+        self.assertIn("Sluice, metrics on", runs)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,5 +1,6 @@
-"""pgbench through Sluice: 50 clients share 5 server connections in transaction pooling, in the simple and the
-extended query protocol, with no failed transaction, no protocol trouble and never more than 5 servers."""
+"""pgbench through Sluice: 50 clients share 5 server connections in transaction pooling, in the simple, the
+extended and the prepared query protocol (named statements, issue 4), with no failed transaction, no protocol trouble
+and never more than 5 servers."""
 
 import os
 import re
@@ -46,9 +47,9 @@ class PgbenchTest(SluiceTestCase):
     def pgbench_argv(port, args):
         return [PGBENCH, "-h", "127.0.0.1", "-p", str(port), "-U", TEST_USER] + args + [TEST_DATABASE]
 
-    def run_bench(self, protocol):
+    def run_bench(self, protocol, jobs):
         """Runs the bench; returns (stdout + stderr, the most server connections of the test role seen meanwhile)."""
-        argv = self.pgbench_argv(self.sluice.port, ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(DURATION_S),
+        argv = self.pgbench_argv(self.sluice.port, ["-n", "-c", str(CLIENTS), "-j", str(jobs), "-T", str(DURATION_S),
                                                     "-M", protocol])
         most_servers = 0
         with psycopg2.connect(self.pg.dsn(user="postgres", password="postgres", dbname="postgres")) as watcher:
@@ -80,9 +81,9 @@ class PgbenchTest(SluiceTestCase):
     def history_rows(self):
         return int(self.pg.execute("SELECT count(*) FROM pgbench_history"))
 
-    def check_bench(self, protocol):
+    def check_bench(self, protocol, jobs=2):
         history_before = self.history_rows()
-        output, most_servers = self.run_bench(protocol)
+        output, most_servers = self.run_bench(protocol, jobs)
         processed, failed = parse_pgbench(output)
         self.assertEqual(failed, 0, output)
         self.assertGreater(processed, 0, output)
@@ -92,12 +93,24 @@ class PgbenchTest(SluiceTestCase):
         self.assertLessEqual(most_servers, DEFAULT_POOL_SIZE, "more server connections than default_pool_size")
         self.assertNotIn("protocol violation", self.sluice.log())
         self.assert_log_clean()
+        return output
 
     def test_simple_protocol_50_clients_complete_transactions_without_failures(self):
         self.check_bench("simple")
 
     def test_extended_protocol_50_clients_complete_transactions_without_failures(self):
         self.check_bench("extended")
+
+    def test_prepared_protocol_50_clients_complete_transactions_without_failures(self):
+        # -M prepared: each client prepares its statements once (under pgbench's names, the same in every client)
+        # and binds them in later transactions on whichever server it gets. pgbench prepares with a
+        # blocking PQprepare per thread, which waits for a server while the thread's other clients hold theirs: with
+        # fewer servers than clients per thread any transaction pooler deadlocks, hence one thread per client.
+        output = self.check_bench("prepared", jobs=CLIENTS)
+        tps = re.search(r"^tps = ([0-9.]+)", output, re.M)
+        self.assertIsNotNone(tps, output)
+        self.assertGreater(float(tps.group(1)), 0.0, output)
+        print(f"\npgbench -M prepared -c {CLIENTS} -j {CLIENTS}: tps = {tps.group(1)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // ErrorResponse, the connection is closed, and Sluice goes on serving its other clients.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,15 @@ std::string message_header(char type, std::uint32_t length) {
     protocol::store_u32(out.data() + 1, length);
     return out;
 }
+
+// Server connections of the test role open right now, the asking connection left out.
+int server_backends() {
+    return std::stoi(postgres().query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'sluice_test' AND pid <> pg_backend_pid()"));
+}
+
+// Generous bound on what a burst of hostile connections may add to Sluice's peak resident set.
+constexpr std::size_t rss_growth_bound_kib = 64 * 1024;
 
 class proxy_bad_input : public ::testing::Test {
   protected:
@@ -267,6 +277,55 @@ class proxy_bad_input_max_client_conn : public proxy_bad_input {
     }
 };
 
+class proxy_bad_input_flood : public proxy_bad_input {
+  protected:
+    proxy_bad_input_flood() : proxy_bad_input(options()) {}
+    static pooler_options options() {
+        pooler_options o;
+        o.settings = {{"max_client_conn", "10"}};
+        return o;
+    }
+};
+
+TEST_F(proxy_bad_input_flood, half_open_connections_beyond_max_client_conn_are_refused_with_53300) {
+    reset_peak_rss(sluice_.pid());
+    const std::size_t baseline = proc_status_kib(sluice_.pid(), "VmRSS");
+    const int servers_before = server_backends();
+    // Connected and silent, as a SYN-and-stop flood that completed the handshake: each counts as a client in login.
+    constexpr int flood = 60;
+    std::vector<raw_connection> half_open;
+    for (int i = 0; i < flood; ++i)
+        half_open.push_back(raw());
+    // The client logged in before the flood keeps working, inside a transaction too.
+    run(bystander_.get(), "BEGIN");
+    EXPECT_EQ(scalar(bystander_.get(), "SELECT 'bystander during the flood'"), "bystander during the flood");
+    run(bystander_.get(), "COMMIT");
+    // A newcomer is refused at the limit (once the flood's connections are accepted), libpq or raw.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto conn = connect(sluice_.conninfo());
+            return PQstatus(conn.get()) != CONNECTION_OK &&
+                   std::string(PQerrorMessage(conn.get())).find("no more connections allowed (max_client_conn)") !=
+                       std::string::npos;
+        },
+        10s));
+    // Each flood connection that goes on to send a startup packet is refused as well.
+    const std::string startup = startup_message({{"user", "sluice_test"}, {"database", "sluice_test"}});
+    for (auto& conn : half_open)
+        ASSERT_TRUE(conn.send(startup));
+    for (std::size_t i = 0; i < half_open.size(); ++i) {
+        const auto refused = read_refusal(half_open[i]);
+        EXPECT_THAT(refused, fatal_and_closed("53300")) << "connection " << i;
+        EXPECT_EQ(refused.message, "no more connections allowed (max_client_conn)");
+    }
+    EXPECT_EQ(server_backends(), servers_before) << "a refused connection made Sluice open a server";
+    EXPECT_LT(proc_status_kib(sluice_.pid(), "VmHWM"), baseline + rss_growth_bound_kib);
+    // Room again once the flood is gone.
+    half_open.clear();
+    EXPECT_TRUE(wait_until([&] { return serves_queries(sluice_); }, 10s));
+    expect_still_serving();
+}
+
 TEST_F(proxy_bad_input_max_client_conn, fourth_client_is_refused_with_53300) {
     auto second = connect_or_throw(sluice_.conninfo());
     auto third = connect_or_throw(sluice_.conninfo());
@@ -301,6 +360,72 @@ TEST_F(proxy_bad_input_login_timeout, client_stalling_mid_startup_is_closed_afte
     EXPECT_GE(elapsed, 900ms);
     EXPECT_LT(elapsed, 5s);
     // The bystander logged in long ago: the timeout is for login only.
+    expect_still_serving();
+}
+
+TEST_F(proxy_bad_input_login_timeout, slowloris_clients_trickling_their_startup_are_dropped_without_a_server) {
+    reset_peak_rss(sluice_.pid());
+    const std::size_t baseline = proc_status_kib(sluice_.pid(), "VmRSS");
+    const int servers_before = server_backends();
+    // Each client sends its (valid) startup packet one byte per 100 ms: 4 s for the whole packet, well past the
+    // 1 s login timeout, while never being silent for long.
+    const std::string startup = startup_message({{"user", "sluice_test"}, {"database", "sluice_test"}});
+    ASSERT_GT(startup.size(), 30U);
+    constexpr int clients = 20;
+    std::vector<raw_connection> trickling;
+    std::vector<std::optional<std::chrono::steady_clock::duration>> closed_after(clients);
+    for (int i = 0; i < clients; ++i)
+        trickling.push_back(raw());
+    const auto begin = std::chrono::steady_clock::now();
+    for (std::size_t sent = 0; sent < startup.size(); ++sent) {
+        int open = 0;
+        for (int i = 0; i < clients; ++i) {
+            if (closed_after[i])
+                continue;
+            if (trickling[i].wait_closed(1ms) || !trickling[i].send(startup.substr(sent, 1))) {
+                closed_after[i] = std::chrono::steady_clock::now() - begin;
+                continue;
+            }
+            ++open;
+        }
+        if (open == 0)
+            break;
+        const auto next = begin + (sent + 1) * 100ms;
+        ASSERT_TRUE(wait_until([&] { return std::chrono::steady_clock::now() >= next; }, 1s));
+    }
+    for (int i = 0; i < clients; ++i) {
+        if (!closed_after[i] && trickling[i].wait_closed(5s))
+            closed_after[i] = std::chrono::steady_clock::now() - begin;
+        ASSERT_TRUE(closed_after[i].has_value()) << "client " << i << " still open after its whole startup packet";
+        EXPECT_GE(*closed_after[i], 900ms) << "client " << i;
+        EXPECT_LT(*closed_after[i], 3500ms) << "client " << i << " outlived the login timeout by far";
+    }
+    EXPECT_EQ(server_backends(), servers_before) << "a client that never logged in made Sluice open a server";
+    EXPECT_LT(proc_status_kib(sluice_.pid(), "VmHWM"), baseline + rss_growth_bound_kib);
+    expect_still_serving();
+}
+
+TEST_F(proxy_bad_input_login_timeout, absurd_message_lengths_from_many_clients_leave_memory_bounded) {
+    reset_peak_rss(sluice_.pid());
+    const std::size_t baseline = proc_status_kib(sluice_.pid(), "VmRSS");
+    // 20 logged-in clients each announce a message of almost 2 GiB (and one during login), all at once.
+    std::vector<connection> clients;
+    std::vector<raw_connection> sockets;
+    for (int i = 0; i < 20; ++i) {
+        clients.push_back(connect_or_throw(sluice_.conninfo()));
+        sockets.push_back(raw_connection::borrow(clients.back().get()));
+    }
+    auto logging_in = raw();
+    ASSERT_TRUE(logging_in.send(startup_message({{"user", "sluice_test"}, {"database", "sluice_test"}})));
+    for (auto& conn : sockets)
+        ASSERT_TRUE(conn.send(message_header('Q', 0x7ffffff0) + std::string(4096, 'x')));
+    auto sasl = logging_in.read_message(5s);
+    ASSERT_TRUE(sasl && sasl->type == 'R');
+    ASSERT_TRUE(logging_in.send(message_header('p', 0x7ffffff0) + std::string(4096, 'x')));
+    for (std::size_t i = 0; i < sockets.size(); ++i)
+        EXPECT_THAT(read_refusal(sockets[i]), fatal_and_closed("08P01")) << "client " << i;
+    EXPECT_THAT(read_refusal(logging_in), fatal_and_closed("08P01"));
+    EXPECT_LT(proc_status_kib(sluice_.pid(), "VmHWM"), baseline + rss_growth_bound_kib);
     expect_still_serving();
 }
 

@@ -1,18 +1,34 @@
 // Timeouts that fire on clients: what fires, and what the client then receives.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <optional>
 
 #include "proxy_test_support.hpp"
+#include "sluice/protocol/writer.hpp"
 
 namespace sluice::test::proxy {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Logs in over a raw socket (the pooler must use auth_type = trust) and returns the ErrorResponse that refuses the
+// login, so that its SQLSTATE can be checked (libpq does not expose the SQLSTATE of a failed connection).
+refusal login_refusal(std::uint16_t port, std::string_view database = "sluice_test") {
+    auto conn = raw_connection::tcp(port);
+    std::string startup;
+    const std::vector<std::pair<std::string, std::string>> parameters = {{"user", "sluice_test"},
+                                                                         {"database", std::string(database)}};
+    protocol::write_startup_message(startup, parameters);
+    conn.send(startup);
+    return read_refusal(conn);
+}
 
 // Waits, without sending anything (which would count as activity), until Sluice closes the connection; returns what
 // libpq read before the close. libpq hands an ErrorResponse that arrives while idle to the notice receiver.
@@ -82,6 +98,65 @@ TEST(proxy_timeouts, client_idle_timeout_closes_an_idle_client) {
     const auto error = wait_for_close(conn.get());
     EXPECT_NE(error.find("57P05"), std::string::npos) << error;
     EXPECT_NE(error.find("client_idle_timeout"), std::string::npos) << error;
+}
+
+TEST(proxy_timeouts, query_wait_timeout_fails_a_queued_client_with_08P01_query_wait_timeout) {
+    pooler_options options;
+    options.pool_size = 1;
+    options.settings = {{"query_wait_timeout", "0.5"}};
+    pooler sluice(options);
+    auto holder = connect_or_throw(sluice.conninfo());
+    run(holder.get(), "BEGIN");
+    EXPECT_EQ(scalar(holder.get(), "SELECT 1"), "1");
+    auto waiter = connect_or_throw(sluice.conninfo());
+    ASSERT_EQ(PQsendQuery(waiter.get(), "SELECT 2"), 1);
+    // The first result carries the FATAL's fields; libpq adds one for the closed connection after it.
+    auto res = result(PQgetResult(waiter.get()));
+    EXPECT_EQ(sqlstate(res.get()), "08P01");
+    EXPECT_STREQ(PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY), "query_wait_timeout");
+    EXPECT_STREQ(PQresultErrorField(res.get(), PG_DIAG_SEVERITY_NONLOCALIZED), "FATAL");
+    (void)last_result(waiter.get());
+    EXPECT_EQ(PQstatus(waiter.get()), CONNECTION_BAD);  // PgBouncer's FATAL: the connection is closed
+    run(holder.get(), "COMMIT");
+    EXPECT_EQ(scalar(holder.get(), "SELECT 3"), "3");
+}
+
+TEST(proxy_timeouts, server_idle_timeout_closes_an_idle_server) {
+    pooler_options options;
+    options.settings = {{"server_idle_timeout", "0.5"}};
+    pooler sluice(options);
+    auto conn = connect_or_throw(sluice.conninfo());
+    const auto pid = scalar(conn.get(), "SELECT pg_backend_pid()");
+    EXPECT_TRUE(wait_until(
+        [&] { return postgres().query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0"; },
+        10s));
+    EXPECT_NE(sluice.log().find("closing because: idle_timeout"), std::string::npos);
+    // The client carries on with a new server.
+    EXPECT_NE(scalar(conn.get(), "SELECT pg_backend_pid()"), pid);
+}
+
+TEST(proxy_timeouts, server_connect_timeout_fails_the_client_with_08006_when_the_server_never_answers) {
+    // A socket that listens but never accepts: the TCP connect succeeds, the login never gets an answer.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(fd, 16), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    pooler_options options;
+    options.databases = "sluice_test = host=127.0.0.1 port=" + std::to_string(ntohs(addr.sin_port)) + "\n";
+    options.settings = {{"server_connect_timeout", "0.5"}, {"auth_type", "trust"}};
+    pooler sluice(options);
+    const auto started = std::chrono::steady_clock::now();
+    const auto refused = login_refusal(sluice.port());
+    ::close(fd);
+    EXPECT_EQ(refused.sqlstate, "08006") << refused.message;
+    EXPECT_EQ(refused.message, "server_connect_timeout expired connecting to the server");
+    EXPECT_TRUE(refused.closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 8s);
 }
 
 TEST(proxy_shutdown, sigterm_tells_idle_clients_57P01_and_the_process_exits_cleanly) {

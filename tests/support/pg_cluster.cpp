@@ -246,7 +246,32 @@ void pg_cluster::write_config() const {
                                             "shared_buffers = 64MB\n"
                                             "password_encryption = 'scram-sha-256'\n"
                                             "logging_collector = off\n";
+    if (!ssl_cert_file_.empty()) {
+        // The server reads its key only when owned by it and private to it.
+        const fs::path cert = dir_ / "server.crt";
+        const fs::path key = dir_ / "server.key";
+        fs::copy_file(ssl_cert_file_, cert, fs::copy_options::overwrite_existing);
+        fs::copy_file(ssl_key_file_, key, fs::copy_options::overwrite_existing);
+        fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+        give_to_postgres(cert);
+        give_to_postgres(key);
+        std::ofstream(conf, std::ios::app)
+            << "ssl = on\nssl_cert_file = '" << cert.string() << "'\nssl_key_file = '" << key.string() << "'\n";
+        if (!ssl_ca_file_.empty()) {
+            const fs::path ca = dir_ / "root.crt";
+            fs::copy_file(ssl_ca_file_, ca, fs::copy_options::overwrite_existing);
+            give_to_postgres(ca);
+            std::ofstream(conf, std::ios::app) << "ssl_ca_file = '" << ca.string() << "'\n";
+        }
+    }
     give_to_postgres(conf);
+}
+
+void pg_cluster::enable_ssl(const std::filesystem::path& cert_file, const std::filesystem::path& key_file,
+                            const std::filesystem::path& ca_file) {
+    ssl_cert_file_ = cert_file;
+    ssl_key_file_ = key_file;
+    ssl_ca_file_ = ca_file;
 }
 
 void pg_cluster::start_server() {

@@ -51,6 +51,11 @@ class pg_cluster {
     void stop_server();
     /// Starts the server on the existing data directory and waits until it accepts connections.
     void start_server();
+    /// Serves TLS (ssl = on) with this PEM certificate and key, copied into the cluster directory. Call before
+    /// start(); TCP connections may then use TLS or not (pg_hba's `host` lines match both). With `ca_file`, the
+    /// server also asks clients for a certificate signed by it (optional: pg_stat_ssl.client_dn shows it).
+    void enable_ssl(const std::filesystem::path& cert_file, const std::filesystem::path& key_file,
+                    const std::filesystem::path& ca_file = {});
     /// stop_server() then start_server(): same port, same data.
     void restart();
 
@@ -97,6 +102,9 @@ class pg_cluster {
     std::filesystem::path dir_;
     std::uint16_t port_ = 0;
     bool running_ = false;
+    std::filesystem::path ssl_cert_file_;
+    std::filesystem::path ssl_key_file_;
+    std::filesystem::path ssl_ca_file_;
 };
 
 /// The cluster shared by every test of an executable that registered postgres_environment. Aborts the test program

@@ -113,6 +113,10 @@ struct tls_protocols {
     X(max_prepared_statements, int, 200, integer(0, INT32_MAX), reload, pgbouncer,                                     \
       "Protocol-level prepared statements kept per server connection in transaction/statement pooling; "               \
       "0 disables tracking")                                                                                           \
+    X(max_prepared_statement_bytes_per_client, std::size_t, std::size_t{16} << 20, bytes(1024, INT64_MAX), reload,      \
+      sluice, "Prepared statement text one client may hold; a Parse beyond it gets 54000")                            \
+    X(max_prepared_statement_bytes, std::size_t, std::size_t{512} << 20, bytes(1024, INT64_MAX), reload, sluice,        \
+      "Prepared statement text held by the whole pooler (shared between clients); a Parse beyond it gets 54000")      \
     X(track_session_state, bool, true, boolean(), reload, sluice,                                                      \
       "Restore each client's session state (tracked parameters) on whichever server it is given")                      \
     X(scram_iterations, int, 4096, integer(1, INT32_MAX), reload, pgbouncer,                                           \
@@ -159,7 +163,7 @@ struct tls_protocols {
     X(server_lifetime, std::chrono::microseconds, std::chrono::seconds(3600), seconds(), reload, pgbouncer,            \
       "Close an unused server connection older than this; 0 means use once")                                           \
     X(server_lifetime_jitter, std::chrono::microseconds, std::chrono::seconds(0), seconds(), reload, sluice,           \
-      "Shorten each server's lifetime by a random amount up to this, so servers opened together do not all "           \
+      "Randomize each server's lifetime by up to plus or minus this, so servers opened together do not all "           \
       "close together")                                                                                                \
     X(server_idle_timeout, std::chrono::microseconds, std::chrono::seconds(600), seconds(), reload, pgbouncer,         \
       "Close a server connection idle longer than this; 0 disables")                                                   \

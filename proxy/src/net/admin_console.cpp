@@ -1,9 +1,11 @@
 // The admin console session: a client logged into the virtual database "pgbouncer" (or "sluice") sends commands
 // with the simple Query protocol; SHOW results come from a snapshot gathered from all workers.
 #include <unistd.h>
+#include <algorithm>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <csignal>
+#include <functional>
 
 #include "admin/access.hpp"
 #include "admin/command.hpp"
@@ -11,12 +13,48 @@
 #include "auth/random.hpp"
 #include "net/app.hpp"
 #include "net/client_connection.hpp"
+#include "net/pool.hpp"
 #include "sluice/protocol/error.hpp"
 #include "sluice/protocol/reader.hpp"
 #include "sluice/protocol/writer.hpp"
 #include "util/log.hpp"
 
 namespace sluice::net {
+
+namespace {
+
+// Runs `fn` on every worker's thread and resumes on `home` once all have run it. `fn` is copied before the first
+// suspension; GCC 12 destroys class temporaries in a co_await expression twice, so callers pass a named function.
+asio::awaitable<void> on_every_worker(runtime& rt, worker& home, const std::function<void(worker&)>& fn) {
+    asio::steady_timer done(home.context(), steady_clock::time_point::max());
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(rt.worker_count());
+    auto shared_fn = std::make_shared<std::function<void(worker&)>>(fn);
+    for (std::size_t i = 0; i < rt.worker_count(); ++i) {
+        auto& w = rt.worker_at(i);
+        w.post([&w, &home, &done, shared_fn, remaining] {
+            (*shared_fn)(w);
+            if (remaining->fetch_sub(1) == 1)
+                home.post([&done] { done.cancel(); });
+        });
+    }
+    co_await done.async_wait(use_nothrow);  // cancelled by the last worker: the error is expected
+}
+
+// The pools a command names: those of `database`, or all when it is empty.
+std::vector<std::shared_ptr<pool>> pools_of(runtime& rt, const std::string& database) {
+    std::vector<std::shared_ptr<pool>> out;
+    for (auto& p : rt.pools_snapshot()) {
+        if (database.empty() || p->cfg().database == database)
+            out.push_back(p);
+    }
+    return out;
+}
+
+bool names(const std::string& database, const std::string& name) {
+    return database.empty() || database == name;
+}
+
+}  // namespace
 
 asio::awaitable<std::shared_ptr<stats::snapshot>> client_connection::async_snapshot() {
     // The gather completes on this worker; a timer that is cancelled on completion is the awaitable event.
@@ -111,7 +149,12 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 }
             } else if (cmd.kind == admin::command_kind::show) {
                 auto snap = co_await async_snapshot();
-                if (!snap || !admin::render_show(cmd.subject, *snap, *rt_.config(), out)) {
+                admin::show_context context;
+                const int state = rt_.pause_state.load();
+                context.state = state == 2   ? admin::pause_state::suspended
+                                : state == 1 ? admin::pause_state::paused
+                                             : admin::pause_state::active;
+                if (!snap || !admin::render_show(cmd.subject, *snap, *rt_.config(), context, out)) {
                     protocol::write_error(out, protocol::severity::error, protocol::sqlstate::syntax_error,
                                           "unknown SHOW subject: " + cmd.subject);
                 }
@@ -120,54 +163,166 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 std::shared_ptr<const credential_store> creds;
                 std::string err;
                 if (!loaded.ok()) {
-                    err = loaded.errors.empty() ? "invalid configuration" : loaded.errors.front().to_string();
+                    for (const auto& e : loaded.errors) {
+                        SLUICE_LOG(error, "RELOAD rejected: " << e.to_string());
+                        err += (err.empty() ? "" : "; ") + e.to_string();
+                    }
+                    if (err.empty())
+                        err = "invalid configuration";
                 } else {
                     err = unsupported_settings(*loaded.value);
                     if (err.empty())
                         err = load_credentials(*loaded.value, creds);
+                    if (!err.empty())
+                        SLUICE_LOG(error, "RELOAD rejected: " << err);
                 }
                 if (err.empty()) {
                     rt_.set_config(std::make_shared<const config::config>(std::move(*loaded.value)), creds);
                     SLUICE_LOG(info, "configuration reloaded by admin command");
                     protocol::write_command_complete(out, "RELOAD");
                 } else {
-                    SLUICE_LOG(error, "RELOAD rejected: " << err);
                     protocol::write_error(out, protocol::severity::error, protocol::sqlstate::internal_error,
                                           "RELOAD rejected: " + err);
                 }
-            } else if (cmd.kind == admin::command_kind::pause || cmd.kind == admin::command_kind::resume) {
-                const bool pause = cmd.kind == admin::command_kind::pause;
-                std::vector<std::shared_ptr<pool>> targets;
-                for (auto& p : rt_.pools_snapshot()) {
-                    if (cmd.database.empty() || p->cfg().database == cmd.database)
-                        targets.push_back(p);
-                }
-                for (auto& p : targets)
-                    p->set_paused(pause);
-                if (!pause) {
-                    for (auto& p : targets) {
-                        for (std::size_t i = 0; i < rt_.worker_count(); ++i) {
-                            rt_.worker_at(i).post([p, i] { p->shard(i).resume(); });
-                        }
-                    }
+            } else if (cmd.kind == admin::command_kind::pause || cmd.kind == admin::command_kind::suspend) {
+                // PAUSE [db]: no new transactions start; returns once those running have finished.
+                // SUSPEND: the same for every database, bounded by suspend_timeout (clients still in a transaction
+                // then are disconnected, as PgBouncer drops connections whose buffers do not flush).
+                const bool suspend = cmd.kind == admin::command_kind::suspend;
+                const std::string database = suspend ? std::string() : cmd.database;
+                if (database.empty()) {
+                    rt_.pause_state.store(suspend ? 2 : 1);
                 } else {
-                    // PAUSE returns once every server of the paused pools is back (transactions finished).
-                    asio::steady_timer poll(worker_.context());
-                    for (;;) {
-                        auto snap = co_await async_snapshot();
-                        int active = 0;
-                        for (const auto& row : snap->pools) {
-                            if (cmd.database.empty() || row.database == cmd.database)
-                                active += row.sv_active;
-                        }
-                        if (active == 0)
-                            break;
-                        poll.expires_after(std::chrono::milliseconds(20));
-                        co_await poll.async_wait(use_nothrow);
+                    rt_.set_database_paused(database, true);
+                }
+                for (auto& p : pools_of(rt_, database))
+                    p->set_paused(true);
+                const auto deadline = steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
+                                                                rt_.config()->settings.suspend_timeout);
+                asio::steady_timer poll(worker_.context());
+                bool timed_out = false;
+                for (;;) {
+                    auto snap = co_await async_snapshot();
+                    int active = 0;
+                    for (const auto& row : snap->pools) {
+                        if (names(database, row.database))
+                            active += row.sv_active;
                     }
+                    if (active == 0)
+                        break;
+                    if (suspend && steady_clock::now() >= deadline) {
+                        timed_out = true;
+                        break;
+                    }
+                    poll.expires_after(std::chrono::milliseconds(20));
+                    co_await poll.async_wait(use_nothrow);
+                }
+                if (timed_out) {
+                    SLUICE_LOG(warning,
+                               "SUSPEND: suspend_timeout expired, disconnecting clients still in a transaction");
+                    const std::function<void(worker&)> drop = [](worker& w) {
+                        for (auto it = w.clients().begin(); it != w.clients().end();) {
+                            auto& c = *it++;
+                            if (c.state() == client_state::active && c.server() != nullptr) {
+                                auto keep = c.shared_from_this();
+                                c.kill(protocol::sqlstate::admin_shutdown, "suspend_timeout expired");
+                            }
+                        }
+                    };
+                    co_await on_every_worker(rt_, worker_, drop);
                 }
                 protocol::write_command_complete(out, admin::command_tag(cmd));
+            } else if (cmd.kind == admin::command_kind::resume) {
+                if (rt_.pause_state.load() == 2 && !cmd.database.empty()) {
+                    protocol::write_error(out, protocol::severity::error, protocol::sqlstate::syntax_error,
+                                          "pooler is suspended, use RESUME without arguments");
+                } else {
+                    if (cmd.database.empty()) {
+                        rt_.pause_state.store(0);
+                        for (auto& p : rt_.pools_snapshot())
+                            rt_.set_database_paused(p->cfg().database, false);
+                    } else {
+                        rt_.set_database_paused(cmd.database, false);
+                    }
+                    for (auto& p : pools_of(rt_, cmd.database)) {
+                        p->set_paused(false);
+                        for (std::size_t i = 0; i < rt_.worker_count(); ++i)
+                            rt_.worker_at(i).post([p, i] { p->shard(i).resume(); });
+                    }
+                    protocol::write_command_complete(out, "RESUME");
+                }
+            } else if (cmd.kind == admin::command_kind::kill) {
+                // KILL [db]: every client and server of the database (all databases without one) is dropped at
+                // once; new clients wait until RESUME.
+                const std::string database = cmd.database;
+                auto targets = pools_of(rt_, database);
+                if (database.empty()) {
+                    rt_.pause_state.store(1);
+                } else {
+                    rt_.set_database_paused(database, true);
+                }
+                for (auto& p : targets)
+                    p->set_paused(true);
+                const std::function<void(worker&)> drop = [targets, database](worker& w) {
+                    for (auto it = w.clients().begin(); it != w.clients().end();) {
+                        auto& c = *it++;
+                        if (c.pool_ptr() && names(database, c.database())) {
+                            auto keep = c.shared_from_this();
+                            c.kill(protocol::sqlstate::protocol_violation, "database removed");
+                        }
+                    }
+                    for (const auto& p : targets)
+                        p->shard(w.index()).close_all(close_reason::admin);
+                };
+                co_await on_every_worker(rt_, worker_, drop);
+                protocol::write_command_complete(out, "KILL");
+            } else if (cmd.kind == admin::command_kind::kill_client) {
+                const auto id = cmd.client_id;
+                auto found = std::make_shared<std::atomic<bool>>(false);
+                const std::function<void(worker&)> drop = [id, found](worker& w) {
+                    for (auto it = w.clients().begin(); it != w.clients().end();) {
+                        auto& c = *it++;
+                        if (c.id() == id) {
+                            auto keep = c.shared_from_this();
+                            c.kill(protocol::sqlstate::protocol_violation, "client killed by admin");
+                            found->store(true);
+                        }
+                    }
+                };
+                co_await on_every_worker(rt_, worker_, drop);
+                if (found->load()) {
+                    protocol::write_command_complete(out, "KILL_CLIENT");
+                } else {
+                    protocol::write_error(out, protocol::severity::error, protocol::sqlstate::syntax_error,
+                                          "client not found");
+                }
+            } else if (cmd.kind == admin::command_kind::reconnect) {
+                // RECONNECT [db]: every server is closed once released (idle ones now); new ones connect as needed.
+                for (auto& p : pools_of(rt_, cmd.database)) {
+                    p->mark_reconnect();
+                    for (std::size_t i = 0; i < rt_.worker_count(); ++i)
+                        rt_.worker_at(i).post([p, i] { p->shard(i).apply_config(); });
+                }
+                protocol::write_command_complete(out, "RECONNECT");
+            } else if (cmd.kind == admin::command_kind::wait_close) {
+                // WAIT_CLOSE [db]: returns once no server marked by RECONNECT or RELOAD (close_needed) is left.
+                asio::steady_timer poll(worker_.context());
+                for (;;) {
+                    auto snap = co_await async_snapshot();
+                    const bool pending = std::any_of(snap->servers.begin(), snap->servers.end(), [&](const auto& row) {
+                        return row.close_needed && names(cmd.database, row.database);
+                    });
+                    if (!pending)
+                        break;
+                    poll.expires_after(std::chrono::milliseconds(50));
+                    co_await poll.async_wait(use_nothrow);
+                }
+                protocol::write_command_complete(out, "WAIT_CLOSE");
+            } else if (cmd.kind == admin::command_kind::enable || cmd.kind == admin::command_kind::disable) {
+                rt_.set_disabled(cmd.database, cmd.kind == admin::command_kind::disable);
+                protocol::write_command_complete(out, admin::command_tag(cmd));
             } else if (cmd.kind == admin::command_kind::shutdown) {
+                rt_.drain_started_ticks.store(steady_clock::now().time_since_epoch().count());
                 rt_.shutting_down.store(true);
                 ::kill(::getpid(), SIGTERM);
                 protocol::write_command_complete(out, "SHUTDOWN");

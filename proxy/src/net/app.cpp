@@ -1,7 +1,11 @@
 #include "net/app.hpp"
 
+#include <sys/resource.h>
+
 #include <boost/asio/signal_set.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -33,41 +37,17 @@ std::string load_credentials(const config::config& cfg, std::shared_ptr<const cr
     return {};
 }
 
-std::string unsupported_settings(const config::config& cfg) {
-    using config::ssl_mode;
-    const auto& s = cfg.settings;
-    if (s.client_tls_sslmode != ssl_mode::disable && s.client_tls_sslmode != ssl_mode::allow &&
-        s.client_tls_sslmode != ssl_mode::prefer) {
-        return "client_tls_sslmode = " + std::string(config::to_string(s.client_tls_sslmode)) +
-               ": TLS is not supported by this version of Sluice; clients would be accepted without it";
-    }
-    if (s.server_tls_sslmode != ssl_mode::disable && s.server_tls_sslmode != ssl_mode::allow &&
-        s.server_tls_sslmode != ssl_mode::prefer) {
-        return "server_tls_sslmode = " + std::string(config::to_string(s.server_tls_sslmode)) +
-               ": TLS is not supported by this version of Sluice; servers would be reached without it";
-    }
+std::string unsupported_settings(const config::config& /*cfg*/) {
+    // Every TLS mode is implemented (net/tls.hpp): nothing is refused at the moment.
     return {};
 }
 
 std::vector<std::string> unimplemented_setting_warnings(const config::config& cfg) {
     // Keep this list honest: remove a name in the change that implements it.
     static constexpr std::string_view not_yet[] = {
-        "min_pool_size",
-        "reserve_pool_size",
-        "reserve_pool_timeout",
-        "max_db_connections",
-        "max_user_connections",
-        "max_db_client_connections",
-        "max_user_client_connections",
         "transaction_timeout",
-        "server_check_delay",
-        "server_check_query",
-        "server_lifetime_jitter",
-        "server_login_retry",
         "server_round_robin",
-        "query_wait_notify",
         "cancel_wait_timeout",
-        "suspend_timeout",
         "tcp_keepalive",
         "tcp_keepidle",
         "tcp_keepintvl",
@@ -76,7 +56,6 @@ std::vector<std::string> unimplemented_setting_warnings(const config::config& cf
         "dns_max_ttl",
         "user",
         "pidfile",
-        "max_prepared_statements",
         "track_session_state",
         "unix_socket_group",
         "stats_period",
@@ -106,13 +85,40 @@ app::app(config::config cfg) : impl_(std::make_unique<impl>()) {
     if (auto err = load_credentials(*shared, creds); !err.empty())
         throw std::runtime_error(err);
     impl_->rt->set_config(shared, creds);
+    // At startup a TLS setting that cannot be applied is fatal; on RELOAD the previous contexts stay.
+    if (auto err = impl_->rt->tls_error(); !err.empty())
+        throw std::runtime_error(err);
 }
 
 app::~app() = default;
 
+namespace {
+// Every client and server connection is a descriptor: raise the soft limit to the hard one, as PgBouncer does with
+// its own settings in mind (1024, a common soft default, is below max_client_conn in many deployments).
+void raise_descriptor_limit(const config::settings& s) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    const rlim_t before = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+            SLUICE_LOG(warning, "cannot raise the open file limit from " << before << ": " << std::strerror(errno));
+            return;
+        }
+        SLUICE_LOG(info, "raised the open file limit (RLIMIT_NOFILE) from " << before << " to " << lim.rlim_cur);
+    }
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < static_cast<rlim_t>(s.max_client_conn) + 100) {
+        SLUICE_LOG(warning, "open file limit " << lim.rlim_cur << " is below max_client_conn (" << s.max_client_conn
+                                               << ") plus the server connections");
+    }
+}
+}  // namespace
+
 int app::run() {
     auto& rt = *impl_->rt;
     ::signal(SIGPIPE, SIG_IGN);
+    raise_descriptor_limit(rt.config()->settings);
     // Before anything can announce readiness: a SIGHUP right after READY=1 must reach a handler, not kill us.
     asio::signal_set signals(impl_->control, SIGINT, SIGTERM, SIGHUP);
     impl_->listen = std::make_unique<listener>(rt);
@@ -164,6 +170,7 @@ int app::run() {
                 graceful = true;
                 SLUICE_LOG(info, "SIGTERM: no new connections, waiting for transactions to finish");
                 util::sd_notify("STOPPING=1");
+                rt.drain_started_ticks.store(steady_clock::now().time_since_epoch().count());
                 rt.shutting_down.store(true);
                 rt.accepting.store(false);
                 rt.worker_at(0).post([this] { impl_->listen->stop(); });
@@ -192,7 +199,15 @@ int app::run() {
                     deadline = steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
                                                          rt.config()->settings.shutdown_timeout);
                 }
-                if (rt.active_clients.load() == 0 || steady_clock::now() >= deadline) {
+                // Every client has finished (the tick closes each at its first idle moment after its last
+                // transaction), or none holds a server and the stragglers (logins that stall) had their grace, or
+                // time is up.
+                const auto now = steady_clock::now();
+                const auto drain_start =
+                    steady_clock::time_point(steady_clock::duration(rt.drain_started_ticks.load()));
+                const bool stragglers_only =
+                    rt.active_clients.load() == 0 && now - drain_start > 2 * runtime::drain_idle_grace;
+                if (rt.client_count.load() == 0 || stragglers_only || now >= deadline) {
                     SLUICE_LOG(info, "shutdown complete");
                     impl_->control.stop();
                     return;

@@ -14,8 +14,8 @@ namespace sluice::net {
 class credential_store;
 [[nodiscard]] std::string load_credentials(const config::config& cfg, std::shared_ptr<const credential_store>& out);
 
-// Settings whose promise Sluice cannot keep yet (TLS): an error message naming them, or empty. A config that asks
-// for TLS must not run in plaintext.
+// Settings whose promise Sluice cannot keep: an error message naming them, or empty (TLS is implemented; a TLS
+// context that cannot be built is reported by runtime::tls_error()).
 [[nodiscard]] std::string unsupported_settings(const config::config& cfg);
 
 // Settings that load and validate but that this version does not act on yet, when set to something other than their

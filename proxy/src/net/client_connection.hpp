@@ -23,8 +23,10 @@
 #include "net/io_buffer.hpp"
 #include "net/pool.hpp"
 #include "net/runtime.hpp"
+#include "net/tls.hpp"
 #include "net/worker.hpp"
 #include "session/parameters.hpp"
+#include "session/statement_relay.hpp"
 #include "session/transaction_tracker.hpp"
 #include "sluice/protocol/splitter.hpp"
 
@@ -79,6 +81,14 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // is told 57P01 first.
     void shutdown_notice(bool idle_only);
     void tick(steady_clock::time_point now);
+    // --- pool control (client_control.cpp), on this worker ---
+    // query_wait_notify: sends `notice` (a whole NoticeResponse) to this waiting client, once per wait.
+    void send_wait_notice(std::string_view notice);
+    [[nodiscard]] bool wait_notified() const noexcept { return wait_notice_for_ == wait_started_; }
+    // KILL / DISABLE: tells the client `sqlstate` `message` (FATAL) and closes it, whatever its state.
+    void kill(std::string_view sqlstate, std::string_view message);
+    // SIGTERM drain: true once this client has had its last transaction (see runtime::drain_started_ticks).
+    [[nodiscard]] bool drain_done(steady_clock::time_point now) const noexcept;
 
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
     [[nodiscard]] client_state state() const noexcept { return state_; }
@@ -108,6 +118,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void finish_login();
     void send_welcome(const std::vector<std::pair<std::string, std::string>>& server_parameters);
     asio::awaitable<void> handle_cancel_request(std::uint32_t pid, std::uint32_t key);
+    // Answers an SSLRequest with 'S' and runs the handshake (client_login_timeout still applies); false when the
+    // client is gone or the handshake failed (the connection is then closed).
+    asio::awaitable<bool> start_tls(const tls_context& ctx);
     // GCC 12 destroys class-type temporaries in a co_await expression twice: callers pass views of named strings.
     asio::awaitable<void> fail_login(std::string_view sqlstate, std::string_view message);
     // Admin console (admin_console.cpp): PgBouncer's SHOW/PAUSE/RELOAD... on the virtual database "pgbouncer".
@@ -127,7 +140,16 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void maybe_release_server();
     void record_ready_for_query();
     void request_server();
+    // A named Parse + Sync of a statement some server already accepted, answered without a server.
+    bool answer_parse_without_server();
     void detach_server_from(const std::shared_ptr<server_connection>& server);
+    // Adds what `sql` (run before the server is handed on) needs for the server's prepared statements, and forgets
+    // them when `sql` drops them.
+    static void add_statement_reset(server_connection& server, std::vector<std::string>& sql);
+    // Named Parse/Describe/Close or a Bind head not complete in `pending`: false after a protocol violation.
+    bool wait_for_inspected_message(std::span<const char> pending);
+    // Moves the answers statements_ owes the client into the down batch.
+    void queue_due_answers();
     void server_failed(std::string_view why);
     void protocol_violation(std::string_view why);
     void send_error_and_close(std::string_view sqlstate, std::string_view message);
@@ -139,6 +161,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     runtime& rt_;
     std::uint64_t id_;
     stream_socket socket_;
+    // The TLS session on socket_ once the client negotiated TLS; null for plaintext (the relay's one branch).
+    std::unique_ptr<tls_stream> tls_;
     std::string peer_;
     client_state state_ = client_state::login;
 
@@ -152,6 +176,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool cancel_registered_ = false;
     std::optional<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
     std::optional<auth::secret> looked_up_secret_;        // the secret auth_query found for this user
+    std::shared_ptr<void> client_slot_;  // its place under max_db/max_user_client_connections, given back when freed
 
     relay_pump up_;    // client -> server
     relay_pump down_;  // server -> client
@@ -160,7 +185,13 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::shared_ptr<client_connection> keep_alive_;
     std::uint64_t server_generation_ = 0;
     session::transaction_tracker tracker_;
-    std::uint32_t swallow_ready_ = 0;  // ReadyForQuery of Sluice's own injected queries still to come
+    // Named prepared statements across servers (transaction pooling with max_prepared_statements > 0).
+    session::statement_relay statements_{rt_.statements()};
+    bool rewriting_statements_ = false;  // statements_ is attached to the current server
+    bool up_needs_growth_ = false;       // a message that must be seen whole waits for the receive buffer to grow
+    bool resume_up_ = false;             // statements_ stopped holding while the up batch was being written
+    std::string rewritten_;              // bytes statements_ sends in place of (part of) a message; reused
+    std::uint32_t swallow_ready_ = 0;    // ReadyForQuery of Sluice's own injected queries still to come
     bool client_read_armed_ = false;
     bool server_read_armed_ = false;
     bool client_eof_ = false;
@@ -182,7 +213,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
 
     steady_clock::time_point login_deadline_{};
     steady_clock::time_point wait_started_{};
-    std::string scratch_;  // reused for generated messages
+    steady_clock::time_point wait_notice_for_{};  // the wait_started_ of the wait already notified
+    std::string scratch_;                         // reused for generated messages
 };
 
 }  // namespace sluice::net

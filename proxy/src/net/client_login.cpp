@@ -1,7 +1,5 @@
 // The login half of client_connection: startup packet, authentication, welcome.
 #include <algorithm>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <cctype>
 
 #include "admin/access.hpp"
@@ -98,14 +96,17 @@ void client_connection::start() {
 }
 
 void client_connection::tick(steady_clock::time_point now) {
-    const auto& settings = config_->settings;
+    // The latest configuration, so that a RELOAD changes the timeouts of connected clients too.
+    const auto& settings = worker_.tick_config().settings;
     auto expired = [&](std::chrono::microseconds limit, steady_clock::time_point since) {
         return limit.count() > 0 && now - since > std::chrono::duration_cast<steady_clock::duration>(limit);
     };
     switch (state_) {
         case client_state::login:
-            if (settings.client_login_timeout.count() > 0 && now > login_deadline_) {
+            // Once: the socket stays closed until the login coroutine ends.
+            if (settings.client_login_timeout.count() > 0 && now > login_deadline_ && socket_.is_open()) {
                 SLUICE_LOG(warning, log_prefix() << ": client_login_timeout expired during login");
+                rt_.logins.count_login_timeout();
                 // Ends the login coroutine: its pending read fails.
                 error_code ignored;
                 socket_.close(ignored);
@@ -148,21 +149,20 @@ void client_connection::tick(steady_clock::time_point now) {
 void client_connection::shutdown_notice(bool idle_only) {
     if (state_ == client_state::closed || state_ == client_state::login)
         return;
-    if (idle_only && state_ != client_state::idle)
+    if (idle_only && (state_ != client_state::idle || !drain_done(steady_clock::now())))
         return;
     send_error_and_close(protocol::sqlstate::admin_shutdown, "pooler is shutting down");
 }
 
 asio::awaitable<bool> client_connection::write_all(std::string& bytes) {
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), use_nothrow);
+    const auto ec = co_await async_write_exact(socket_, tls_.get(), bytes.data(), bytes.size());
     bytes.clear();
     co_return !ec;
 }
 
 asio::awaitable<bool> client_connection::read_startup(std::string& packet) {
     char length_bytes[4];
-    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(length_bytes, 4), use_nothrow);
-    if (ec)
+    if (co_await async_read_exact(socket_, tls_.get(), length_bytes, 4))
         co_return false;
     const auto length = protocol::load_u32(length_bytes);
     if (length < protocol::startup_header_size || length > protocol::max_startup_length) {
@@ -171,14 +171,12 @@ asio::awaitable<bool> client_connection::read_startup(std::string& packet) {
     }
     packet.assign(length_bytes, 4);
     packet.resize(length);
-    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(packet.data() + 4, length - 4), use_nothrow);
-    co_return !ec2;
+    co_return !co_await async_read_exact(socket_, tls_.get(), packet.data() + 4, length - 4);
 }
 
 asio::awaitable<bool> client_connection::read_message(char& type, std::string& body, std::size_t max_length) {
     char header[protocol::header_size];
-    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(header, sizeof header), use_nothrow);
-    if (ec)
+    if (co_await async_read_exact(socket_, tls_.get(), header, sizeof header))
         co_return false;
     const auto h = protocol::read_header({header, sizeof header}, static_cast<std::uint32_t>(max_length));
     if (h.status != protocol::header_status::ok) {
@@ -187,12 +185,16 @@ asio::awaitable<bool> client_connection::read_message(char& type, std::string& b
     }
     type = h.header.type;
     body.resize(h.header.body_size());
-    auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(body), use_nothrow);
-    co_return !ec2;
+    co_return !co_await async_read_exact(socket_, tls_.get(), body.data(), body.size());
 }
 
 asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, std::string_view message) {
     SLUICE_LOG(warning, log_prefix() << ": login failed: " << sqlstate << " " << message);
+    if (sqlstate == protocol::sqlstate::too_many_connections) {
+        rt_.logins.count_max_client_conn_rejection();
+    } else {
+        rt_.logins.count_login_failure();
+    }
     std::string out;
     protocol::write_error(out, protocol::severity::fatal, sqlstate, message);
     co_await write_all(out);
@@ -211,10 +213,33 @@ asio::awaitable<void> client_connection::handle_cancel_request(std::uint32_t pid
     co_return;
 }
 
+asio::awaitable<bool> client_connection::start_tls(const tls_context& ctx) {
+    std::string yes = "S";
+    if (!co_await write_all(yes)) {
+        close("client disconnected during negotiation");
+        co_return false;
+    }
+    // Only the 8-byte SSLRequest has been read: no plaintext can be buffered ahead of the handshake.
+    tls_ = std::make_unique<tls_stream>(ctx, socket_.native_handle());
+    if (const auto ec = co_await async_tls_handshake(socket_, *tls_)) {
+        SLUICE_LOG(warning, log_prefix() << ": TLS handshake failed: " << tls_->failure_reason(ec));
+        close("TLS handshake failed");
+        co_return false;
+    }
+    SLUICE_LOG(debug, log_prefix() << ": TLS established " << tls_->description() << " client certificate: "
+                                   << (tls_->peer_subject().empty() ? "none" : tls_->peer_subject()));
+    co_return true;
+}
+
 asio::awaitable<void> client_connection::run_login() {
     auto self = shared_from_this();
     std::string packet;
     protocol::startup_packet startup;
+    // The TLS settings in force when the client connected; PgBouncer offers no TLS on Unix sockets.
+    const auto tls_ctx = rt_.client_tls();
+    error_code family_ec;
+    const bool unix_socket = socket_.local_endpoint(family_ec).protocol().family() == AF_UNIX;
+    const bool offer_tls = tls_ctx && tls_ctx->enabled() && !unix_socket;
     for (int negotiation = 0;; ++negotiation) {
         if (!co_await read_startup(packet)) {
             close("client disconnected during startup");
@@ -243,11 +268,16 @@ asio::awaitable<void> client_connection::run_login() {
         }
         if (parsed.packet.kind == protocol::startup_kind::ssl_request ||
             parsed.packet.kind == protocol::startup_kind::gssenc_request) {
-            if (negotiation >= 2) {
+            if (negotiation >= 2 || tls_) {
                 co_await fail_login(protocol::sqlstate::protocol_violation, "repeated SSL/GSS negotiation");
                 co_return;
             }
-            std::string no = "N";  // not supported (yet): the client continues in plaintext or gives up
+            if (parsed.packet.kind == protocol::startup_kind::ssl_request && offer_tls) {
+                if (!co_await start_tls(*tls_ctx))
+                    co_return;
+                continue;
+            }
+            std::string no = "N";  // GSS encryption, or TLS off: the client continues in plaintext or gives up
             if (!co_await write_all(no)) {
                 close("client disconnected during negotiation");
                 co_return;
@@ -256,6 +286,11 @@ asio::awaitable<void> client_connection::run_login() {
         }
         startup = std::move(parsed.packet);
         break;
+    }
+    // PgBouncer: with client_tls_sslmode require or stricter, TCP clients must use TLS (Unix sockets are exempt).
+    if (!tls_ && offer_tls && tls_ctx->required()) {
+        co_await fail_login(protocol::sqlstate::invalid_authorization_specification, "SSL required");
+        co_return;
     }
 
     user_ = std::string(*startup.parameter("user"));
@@ -305,6 +340,13 @@ asio::awaitable<void> client_connection::run_login() {
         co_return;
     }
     auto entry = config::resolve_database(*config_, database_);
+    if (entry && rt_.disabled(database_)) {
+        {
+            const std::string message_text = "database \"" + database_ + "\" does not allow connections (DISABLE)";
+            co_await fail_login(protocol::sqlstate::cannot_connect_now, message_text);
+        };
+        co_return;
+    }
     if (!entry) {
         {
             const std::string message_text = "no such database: " + database_;
@@ -322,6 +364,14 @@ asio::awaitable<void> client_connection::run_login() {
 
     pool_ = rt_.get_pool(*entry, database_, user_, looked_up_secret_ ? &*looked_up_secret_ : nullptr);
     shard_ = &pool_->shard(worker_.index());
+    {
+        std::string refused;
+        client_slot_ = pool_->try_add_client(refused);
+        if (!client_slot_) {
+            co_await fail_login(protocol::sqlstate::too_many_connections, refused);
+            co_return;
+        }
+    }
     finish_login();
 }
 
@@ -335,6 +385,25 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
     const std::string failure = "password authentication failed for user \"" + user_ + "\"";
 
     if (auth == config::auth_type::trust || auth == config::auth_type::any) {
+        protocol::write_authentication_ok(out);
+        co_return co_await write_all(out);
+    }
+
+    // PgBouncer's cert: a TLS client certificate verified against client_tls_ca_file (verify-ca/verify-full) whose
+    // CommonName is the user name; no password.
+    if (auth == config::auth_type::cert) {
+        const std::string common_name = tls_ ? tls_->verified_peer_common_name() : std::string();
+        if (common_name.empty()) {
+            co_await fail_login(protocol::sqlstate::invalid_authorization_specification,
+                                "auth_type cert needs a TLS connection with a verified client certificate");
+            co_return false;
+        }
+        if (common_name != user_) {
+            const std::string message_text = "certificate authentication failed for user \"" + user_ + "\"";
+            SLUICE_LOG(warning, log_prefix() << ": client certificate is for \"" << common_name << "\"");
+            co_await fail_login(protocol::sqlstate::invalid_authorization_specification, message_text);
+            co_return false;
+        }
         protocol::write_authentication_ok(out);
         co_return co_await write_all(out);
     }
@@ -507,7 +576,7 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
     protocol::write_ready_for_query(out, protocol::transaction_status::idle);
     down_.queue_injected(out);
     if (config_->settings.log_connections)
-        SLUICE_LOG(info, log_prefix() << ": login ok");
+        SLUICE_LOG(info, log_prefix() << ": login ok" << (tls_ ? " (TLS " + tls_->description() + ")" : ""));
 }
 
 }  // namespace sluice::net
@@ -558,6 +627,7 @@ void client_connection::fill_snapshot(stats::connection_row& row) const {
     if (auto app = parameters_.get("application_name"))
         row.application_name = std::string(*app);
     row.worker = worker_.index();
+    row.tls = tls_ != nullptr;
 }
 
 }  // namespace sluice::net

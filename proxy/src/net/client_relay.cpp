@@ -1,5 +1,6 @@
 // The relay half of client_connection: moving bytes between a client and its server once logged in.
 #include <array>
+#include <cctype>
 #include <span>
 
 #include "net/client_connection.hpp"
@@ -20,8 +21,9 @@ constexpr std::size_t max_inspected_message = 1024 * 1024;
 
 using protocol::piece_kind;
 
-// Writes as much of the batch as the socket takes without blocking, one writev per call.
-void write_batch(stream_socket& socket, relay_pump& pump, error_code& ec) {
+// Writes as much of the batch as the socket takes without blocking, one writev per call (with TLS, one record per
+// call). `tls` null: plaintext.
+void write_batch(stream_socket& socket, tls_stream* tls, relay_pump& pump, error_code& ec) {
     while (pump.written < pump.batch_bytes) {
         std::array<asio::const_buffer, 32> buffers;
         std::size_t count = 0;
@@ -37,21 +39,24 @@ void write_batch(stream_socket& socket, relay_pump& pump, error_code& ec) {
             if (count == buffers.size())
                 break;
         }
-        const std::size_t n = socket.write_some(std::span<const asio::const_buffer>(buffers.data(), count), ec);
+        const std::span<const asio::const_buffer> gathered(buffers.data(), count);
+        const std::size_t n = tls ? tls->write_some(gathered, ec) : socket.write_some(gathered, ec);
         pump.written += n;
         if (ec)
             return;
     }
 }
 
-// Reads until the socket has no more data or the buffer is full. Returns true on EOF or a hard error.
-bool drain_into(stream_socket& socket, io_buffer& buffer, error_code& hard_error) {
+// Reads until the socket has no more data or the buffer is full. Returns true on EOF or a hard error. With TLS, reads
+// until OpenSSL reports WANT_READ/WANT_WRITE (a short read says nothing about what OpenSSL still holds).
+bool drain_into(stream_socket& socket, tls_stream* tls, io_buffer& buffer, error_code& hard_error) {
     for (;;) {
         auto space = buffer.writable();
         if (space.empty())
             return false;
         error_code ec;
-        const std::size_t n = socket.read_some(asio::buffer(space.data(), space.size()), ec);
+        const std::size_t n = tls ? tls->read_some(space.data(), space.size(), ec)
+                                  : socket.read_some(asio::buffer(space.data(), space.size()), ec);
         buffer.commit(n);
         if (ec == asio::error::would_block || ec == asio::error::try_again)
             return false;
@@ -60,7 +65,7 @@ bool drain_into(stream_socket& socket, io_buffer& buffer, error_code& hard_error
                 hard_error = ec;
             return true;
         }
-        if (n < space.size())
+        if (!tls && n < space.size())
             return false;  // drained: skip the read that would only say EAGAIN
     }
 }
@@ -149,10 +154,17 @@ void client_connection::arm_client_read() {
         }
     }
     client_read_armed_ = true;
-    socket_.async_wait(stream_socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+    auto on_ready = [self = shared_from_this()](const error_code& ec) {
         self->client_read_armed_ = false;
         self->on_client_readable(ec);
-    });
+    };
+    if (tls_ && !tls_->read_drained()) {
+        // OpenSSL may hold bytes the socket no longer signals (net/tls.hpp, readiness rule): read again first.
+        asio::post(socket_.get_executor(), [handler = std::move(on_ready)] { handler(error_code{}); });
+        return;
+    }
+    socket_.async_wait(tls_ && tls_->read_wants_write() ? stream_socket::wait_write : stream_socket::wait_read,
+                       std::move(on_ready));
 }
 
 void client_connection::on_client_readable(const error_code& ec) {
@@ -169,7 +181,7 @@ void client_connection::on_client_readable(const error_code& ec) {
     error_code hard;
     const std::size_t before = up_.in.size();
     last_activity_ = steady_clock::now();
-    if (drain_into(socket_, up_.in, hard))
+    if (drain_into(socket_, tls_.get(), up_.in, hard))
         client_eof_ = true;
     if (shard_)
         shard_->counters.bytes_received.add(up_.in.size() - before);
@@ -201,7 +213,54 @@ void client_connection::on_client_readable(const error_code& ec) {
     }
 }
 
+bool client_connection::answer_parse_without_server() {
+    // PQprepare (Parse + Sync) of a statement some server already accepted needs no server: answering it here keeps
+    // clients that prepare synchronously (pgbench -M prepared, one thread for many connections) from queueing for
+    // a server just to be told ParseComplete.
+    if (pool_->cfg().mode == config::pool_mode::session || config_->settings.max_prepared_statements <= 0)
+        return false;
+    const auto pending = up_.in.data().subspan(up_.scanned);
+    if (pending.size() < protocol::header_size || pending[0] != protocol::to_char(protocol::frontend::parse))
+        return false;
+    const std::size_t parse_size = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
+    if (parse_size > relay_buffer_size || pending.size() < parse_size + protocol::header_size)
+        return false;
+    const auto sync = pending.subspan(parse_size);
+    if (sync[0] != protocol::to_char(protocol::frontend::sync) || protocol::load_u32(sync.data() + 1) != 4)
+        return false;
+    const session::statement_limits limits{static_cast<std::size_t>(config_->settings.max_prepared_statements),
+                                           config_->settings.max_prepared_statement_bytes_per_client};
+    if (!statements_.prepare_without_server(pending.first(parse_size), limits))
+        return false;
+    up_.in.consume(up_.scanned + parse_size + protocol::header_size);
+    up_.scanned = 0;
+    shard_->counters.client_parse_count.add();
+    rewritten_.clear();
+    protocol::write_parse_complete(rewritten_);
+    protocol::write_ready_for_query(rewritten_, protocol::transaction_status::idle);
+    down_.queue_injected(rewritten_);
+    return true;
+}
+
 void client_connection::request_server() {
+    if (!down_.writing()) {
+        bool answered = false;
+        while (state_ == client_state::idle && answer_parse_without_server())
+            answered = true;
+        if (answered) {
+            flush_down();
+            if (state_ != client_state::idle)
+                return;
+            if (!has_complete_header()) {
+                if (client_eof_) {
+                    close("client disconnected");
+                } else {
+                    arm_client_read();
+                }
+                return;
+            }
+        }
+    }
     // Validate the first message before taking a server for it.
     const auto pending = up_.in.data().subspan(up_.scanned);
     const char type = pending[0];
@@ -219,7 +278,7 @@ void client_connection::request_server() {
         protocol_violation("invalid message length");
         return;
     }
-    if (rt_.shutting_down.load(std::memory_order_relaxed)) {
+    if (rt_.shutting_down.load(std::memory_order_relaxed) && drain_done(steady_clock::now())) {
         send_error_and_close(protocol::sqlstate::admin_shutdown, "pooler is shutting down");
         return;
     }
@@ -227,6 +286,9 @@ void client_connection::request_server() {
     wait_started_ = steady_clock::now();
     keep_alive_ = shared_from_this();
     (*shard_).acquire(*this);
+    // A queued client that goes away leaves the queue at once (pool control).
+    if (state_ == client_state::waiting)
+        arm_client_read();
 }
 
 void client_connection::on_server_assigned(std::shared_ptr<server_connection> server) {
@@ -258,6 +320,13 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
     state_ = client_state::active;
     tracker_.reset();
     swallow_ready_ = 0;
+    rewriting_statements_ =
+        pool_->cfg().mode != config::pool_mode::session && config_->settings.max_prepared_statements > 0;
+    if (rewriting_statements_) {
+        statements_.attach(server_->prepared_statements,
+                           {static_cast<std::size_t>(config_->settings.max_prepared_statements),
+                            config_->settings.max_prepared_statement_bytes_per_client});
+    }
     // Make the server's session parameters match this client's before its first message.
     scratch_.clear();
     if (session::append_parameter_sync(parameters_, server_->parameters(), scratch_)) {
@@ -284,9 +353,16 @@ void client_connection::process_up() {
         return;
     const auto data = up_.in.data();
     while (up_.scanned < data.size()) {
-        const auto piece = up_.splitter.next_piece(data.subspan(up_.scanned), up_policy_);
-        if (piece.kind == piece_kind::need_more)
+        if (rewriting_statements_ && !up_.splitter.mid_message() &&
+            !session::statement_relay::head_complete(data.subspan(up_.scanned))) {
+            if (!wait_for_inspected_message(data.subspan(up_.scanned)))
+                return;
             break;
+        }
+        const auto piece = up_.splitter.next_piece(data.subspan(up_.scanned), up_policy_);
+        if (piece.kind == piece_kind::need_more) {
+            break;
+        }
         if (piece.kind == piece_kind::bad_length) {
             protocol_violation("invalid message length");
             return;
@@ -306,6 +382,15 @@ void client_connection::process_up() {
                 protocol_violation("invalid message length");
                 return;
             }
+            std::size_t keep_from = 0;
+            if (rewriting_statements_) {
+                rewritten_.clear();
+                keep_from = statements_.on_client_message(data.subspan(up_.scanned, piece.size),
+                                                          piece.kind == piece_kind::whole, rewritten_);
+                up_.queue_injected(rewritten_);
+                if (keep_from == session::statement_relay::hold)
+                    break;  // offered again once the server's answer to Sluice's check is in (process_down)
+            }
             tracker_.on_client_message(type);
             if (type == protocol::to_char(protocol::frontend::parse)) {
                 shard_->counters.client_parse_count.add();
@@ -320,11 +405,68 @@ void client_connection::process_up() {
                     xact_start_ = now;
                 in_query_ = in_xact_ = true;
             }
+            if (keep_from != 0) {
+                up_.queue_in(up_.scanned + keep_from, piece.size - keep_from);
+                up_.scanned += piece.size;
+                continue;
+            }
         }
         up_.queue_in(up_.scanned, piece.size);
         up_.scanned += piece.size;
     }
+    if (rewriting_statements_) {
+        const auto counts = statements_.take_counters();
+        if (counts.server_parses != 0)
+            shard_->counters.server_parse_count.add(counts.server_parses);
+        if (counts.rejections != 0)
+            shard_->counters.prepared_statement_rejections.add(counts.rejections);
+        // Answers Sluice owes at once (a Parse the server already had, a Close): send them unless the client's
+        // batch is being written, in which case process_down sends them when it is done.
+        if (statements_.has_due() && !down_.writing()) {
+            queue_due_answers();
+            flush_down();
+            if (state_ != client_state::active)
+                return;
+        }
+    }
     flush_up();
+}
+
+bool client_connection::wait_for_inspected_message(std::span<const char> pending) {
+    // A named Parse, a Describe or a Close must be seen whole, a Bind up to its statement name.
+    const std::size_t total = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
+    if (pending[0] == protocol::to_char(protocol::frontend::bind)) {
+        if (pending.size() >= relay_buffer_size) {
+            protocol_violation("Bind portal and statement names too long");
+            return false;
+        }
+        return true;
+    }
+    if (total > up_policy_.max_length + std::size_t{1} || total > protocol::max_frontend_length(pending[0]) + 1) {
+        protocol_violation("invalid message length");
+        return false;
+    }
+    if (total > up_.in.capacity()) {
+        // Grow now if nothing of the buffer is queued for the server, otherwise once the batch is out (views).
+        if (up_.scanned == 0) {
+            up_.in.reserve_total(total);
+        } else {
+            up_needs_growth_ = true;
+        }
+    }
+    return true;
+}
+
+void client_connection::queue_due_answers() {
+    rewritten_.clear();
+    const auto ready = statements_.take_due(rewritten_);
+    down_.queue_injected(rewritten_);
+    for (std::uint32_t i = 0; i < ready; ++i) {
+        // Sluice answered a whole Query (DEALLOCATE name) itself.
+        tracker_.on_ready_for_query(statements_.last_status());
+        if (in_query_)
+            record_ready_for_query();
+    }
 }
 
 void client_connection::flush_up() {
@@ -333,7 +475,7 @@ void client_connection::flush_up() {
         return;
     if (up_.batch_pending()) {
         error_code ec;
-        write_batch(server_->socket(), up_, ec);
+        write_batch(server_->socket(), server_->tls(), up_, ec);
         if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
             server_failed("write to server failed");
             return;
@@ -341,24 +483,37 @@ void client_connection::flush_up() {
         if (up_.batch_pending()) {
             if (!up_.write_waiting) {
                 up_.write_waiting = true;
-                server_->socket().async_wait(stream_socket::wait_write, [self = shared_from_this(),
-                                                                         gen = server_generation_](
-                                                                            const error_code& wec) {
-                    self->up_.write_waiting = false;
-                    if (self->state_ == client_state::closed || !self->server_ || self->server_->generation() != gen) {
-                        return;
-                    }
-                    if (wec) {
-                        self->server_failed("server write wait failed");
-                        return;
-                    }
-                    self->flush_up();
-                });
+                const bool wants_read = server_->tls() && server_->tls()->write_wants_read();
+                server_->socket().async_wait(
+                    wants_read ? stream_socket::wait_read : stream_socket::wait_write,
+                    [self = shared_from_this(), gen = server_generation_](const error_code& wec) {
+                        self->up_.write_waiting = false;
+                        if (self->state_ == client_state::closed || !self->server_ ||
+                            self->server_->generation() != gen) {
+                            return;
+                        }
+                        if (wec) {
+                            self->server_failed("server write wait failed");
+                            return;
+                        }
+                        self->flush_up();
+                    });
             }
             return;
         }
     }
     up_.complete_batch();
+    if (resume_up_) {
+        resume_up_ = false;
+        process_up();
+        return;
+    }
+    if (up_needs_growth_) {
+        up_needs_growth_ = false;
+        const auto pending = up_.in.data();
+        if (pending.size() >= protocol::header_size)
+            up_.in.reserve_total(std::size_t{protocol::load_u32(pending.data() + 1)} + 1);
+    }
     if (terminate_received_) {
         close("client sent Terminate");
         return;
@@ -373,10 +528,17 @@ void client_connection::arm_server_read() {
     if (!server_ || server_read_armed_ || down_.batch_pending() || state_ != client_state::active)
         return;
     server_read_armed_ = true;
-    server_->socket().async_wait(stream_socket::wait_read,
-                                 [self = shared_from_this(), gen = server_generation_](const error_code& ec) {
-                                     self->on_server_readable(ec, gen);
-                                 });
+    auto on_ready = [self = shared_from_this(), gen = server_generation_](const error_code& ec) {
+        self->on_server_readable(ec, gen);
+    };
+    auto* tls = server_->tls();
+    if (tls && !tls->read_drained()) {
+        // OpenSSL may hold bytes the socket no longer signals (net/tls.hpp, readiness rule): read again first.
+        asio::post(server_->socket().get_executor(), [handler = std::move(on_ready)] { handler(error_code{}); });
+        return;
+    }
+    server_->socket().async_wait(tls && tls->read_wants_write() ? stream_socket::wait_write : stream_socket::wait_read,
+                                 std::move(on_ready));
 }
 
 void client_connection::on_server_readable(const error_code& ec, std::uint64_t server_generation) {
@@ -391,7 +553,7 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
     if (down_.scanned == 0)
         down_.in.compact();
     error_code hard;
-    const bool server_gone = drain_into(server_->socket(), down_.in, hard);
+    const bool server_gone = drain_into(server_->socket(), server_->tls(), down_.in, hard);
     process_down();
     if (server_gone && server_ && state_ != client_state::closed) {
         server_failed(hard ? "server connection reset" : "server closed the connection unexpectedly");
@@ -401,6 +563,7 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
 void client_connection::process_down() {
     if (down_.writing() || !server_)
         return;
+    const bool was_holding = rewriting_statements_ && statements_.holding();
     const auto data = down_.in.data();
     while (down_.scanned < data.size()) {
         const auto piece = down_.splitter.next_piece(data.subspan(down_.scanned), down_policy_);
@@ -434,6 +597,25 @@ void client_connection::process_down() {
             return;
         }
         bool forward = !swallowing;
+        if (rewriting_statements_ && !swallowing) {
+            if (statements_.has_due())
+                queue_due_answers();
+            const bool whole = piece.kind == piece_kind::whole;
+            const auto body = data.subspan(down_.scanned + protocol::header_size,
+                                           whole ? piece.header.body_size() : piece.size - protocol::header_size);
+            rewritten_.clear();
+            switch (statements_.on_server_message(type, body, whole, rewritten_)) {
+                case session::statement_relay::server_action::forward:
+                    break;
+                case session::statement_relay::server_action::drop:
+                    forward = false;
+                    break;
+                case session::statement_relay::server_action::replace:
+                    forward = false;
+                    down_.queue_injected(rewritten_);
+                    break;
+            }
+        }
         if (type == protocol::to_char(protocol::backend::ready_for_query)) {
             const auto body = data.subspan(down_.scanned + protocol::header_size, piece.header.body_size());
             if (body.size() != 1) {
@@ -482,7 +664,18 @@ void client_connection::process_down() {
             down_.queue_in(down_.scanned, piece.size);
         down_.scanned += piece.size;
     }
+    if (rewriting_statements_ && statements_.has_due())
+        queue_due_answers();
     flush_down();
+    if (was_holding && rewriting_statements_ && !statements_.holding() && state_ == client_state::active) {
+        // The client's held message can go on now.
+        if (up_.writing()) {
+            resume_up_ = true;
+        } else {
+            process_up();
+        }
+        return;
+    }
     maybe_release_server();
 }
 
@@ -513,7 +706,7 @@ void client_connection::flush_down() {
         return;
     if (down_.batch_pending()) {
         error_code ec;
-        write_batch(socket_, down_, ec);
+        write_batch(socket_, tls_.get(), down_, ec);
         if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
             close("client write failed");
             return;
@@ -521,18 +714,20 @@ void client_connection::flush_down() {
         if (down_.batch_pending()) {
             if (!down_.write_waiting) {
                 down_.write_waiting = true;
-                socket_.async_wait(stream_socket::wait_write, [self = shared_from_this()](const error_code& wec) {
-                    self->down_.write_waiting = false;
-                    if (self->state_ == client_state::closed)
-                        return;
-                    if (wec) {
-                        self->close("client write wait failed");
-                        return;
-                    }
-                    self->flush_down();
-                    if (self->state_ != client_state::closed && !self->down_.batch_pending())
-                        self->process_down();
-                });
+                const bool wants_read = tls_ && tls_->write_wants_read();
+                socket_.async_wait(wants_read ? stream_socket::wait_read : stream_socket::wait_write,
+                                   [self = shared_from_this()](const error_code& wec) {
+                                       self->down_.write_waiting = false;
+                                       if (self->state_ == client_state::closed)
+                                           return;
+                                       if (wec) {
+                                           self->close("client write wait failed");
+                                           return;
+                                       }
+                                       self->flush_down();
+                                       if (self->state_ != client_state::closed && !self->down_.batch_pending())
+                                           self->process_down();
+                                   });
             }
             return;
         }
@@ -552,14 +747,20 @@ void client_connection::maybe_release_server() {
         return;
     if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.splitter.mid_message())
         return;
+    if (rewriting_statements_ && !statements_.idle())
+        return;
     if (down_.splitter.mid_message() || down_.scanned < down_.in.size())
         return;
     auto server = std::move(server_);
     detach_server_from(server);
     state_ = client_state::idle;
-    if (server->session_dirty) {
+    if (server->session_dirty || server->prepared_statements.state_unknown) {
+        std::vector<std::string> reset;
+        if (server->session_dirty)
+            reset.emplace_back("RESET ALL");
+        add_statement_reset(*server, reset);
         server->session_dirty = false;
-        (*shard_).release_after(std::move(server), {"RESET ALL"});
+        (*shard_).release_after(std::move(server), std::move(reset));
     } else {
         (*shard_).release(std::move(server));
     }
@@ -574,6 +775,26 @@ void client_connection::maybe_release_server() {
     }
 }
 
+void client_connection::add_statement_reset(server_connection& server, std::vector<std::string>& sql) {
+    auto& cache = server.prepared_statements;
+    bool clears = false;
+    for (const auto& statement : sql) {
+        // DISCARD ALL (a reset_query) and DEALLOCATE drop the server's prepared statements.
+        std::string lower(statement);
+        for (auto& c : lower)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        clears =
+            clears || lower.find("discard all") != std::string::npos || lower.find("deallocate") != std::string::npos;
+    }
+    if (cache.state_unknown && !clears) {
+        // A Close of Sluice's was skipped after an error: start the next client from a known empty set.
+        sql.emplace_back("DEALLOCATE ALL");
+        clears = true;
+    }
+    if (clears)
+        cache.clear();
+}
+
 void client_connection::detach_server_from(const std::shared_ptr<server_connection>& server) {
     if (server_read_armed_ || up_.write_waiting) {
         error_code ignored;
@@ -584,6 +805,10 @@ void client_connection::detach_server_from(const std::shared_ptr<server_connecti
     server_.reset();
     rt_.active_clients.fetch_sub(1, std::memory_order_relaxed);
     tracker_.reset();
+    if (rewriting_statements_) {
+        statements_.detach();
+        rewriting_statements_ = false;
+    }
     swallow_ready_ = 0;
     up_.splitter.reset();
     down_.splitter.reset();
@@ -600,7 +825,7 @@ void client_connection::forward_cancel() {
     auto* shard = shard_;
     asio::co_spawn(worker_.context(),
                    async_send_cancel(worker_.context(), server->host(), server->port(), server->backend_pid(),
-                                     server->backend_key()),
+                                     server->backend_key(), rt_.server_tls()),
                    [server, shard](std::exception_ptr) {
                        if (--server->cancels_in_flight == 0 && server->release_after_cancel) {
                            server->release_after_cancel = false;
@@ -633,7 +858,7 @@ void client_connection::send_error_and_close(std::string_view sqlstate, std::str
     protocol::write_error(error, protocol::severity::fatal, sqlstate, message);
     down_.queue_injected(error);
     error_code ec;
-    write_batch(socket_, down_, ec);
+    write_batch(socket_, tls_.get(), down_, ec);
     close(message);
 }
 
@@ -649,7 +874,8 @@ void client_connection::close(std::string_view why) {
         auto server = std::move(server_);
         const bool nothing_outstanding = !tracker_.awaiting_results() && !tracker_.unsynced() && swallow_ready_ == 0 &&
                                          !up_.batch_pending() && !up_.splitter.mid_message() &&
-                                         !down_.splitter.mid_message() && down_.scanned == down_.in.size();
+                                         !down_.splitter.mid_message() && down_.scanned == down_.in.size() &&
+                                         (!rewriting_statements_ || statements_.idle());
         const auto status = tracker_.status();
         detach_server_from(server);
         auto& shard = (*shard_);
@@ -658,23 +884,22 @@ void client_connection::close(std::string_view why) {
         if (!nothing_outstanding) {
             // Mid-query or mid-message: the server's state is unknown. Never hand it on.
             shard.discard(*server, close_reason::client_dirty);
-        } else if (status != protocol::transaction_status::idle) {
-            std::vector<std::string> sql{"ROLLBACK"};
+        } else {
+            std::vector<std::string> sql;
+            if (status != protocol::transaction_status::idle)
+                sql.emplace_back("ROLLBACK");
             if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
                 sql.push_back(reset);
             } else if (server->session_dirty) {
-                sql.push_back("RESET ALL");
+                sql.emplace_back("RESET ALL");
             }
             server->session_dirty = false;
-            shard.release_after(std::move(server), std::move(sql));
-        } else if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
-            server->session_dirty = false;
-            shard.release_after(std::move(server), {reset});
-        } else if (server->session_dirty) {
-            server->session_dirty = false;
-            shard.release_after(std::move(server), {"RESET ALL"});
-        } else {
-            shard.release(std::move(server));
+            add_statement_reset(*server, sql);
+            if (sql.empty()) {
+                shard.release(std::move(server));
+            } else {
+                shard.release_after(std::move(server), std::move(sql));
+            }
         }
     }
     if (cancel_registered_) {
@@ -688,6 +913,8 @@ void client_connection::close(std::string_view why) {
     if (static_cast<worker_hook*>(this)->is_linked())
         worker_.clients().erase(worker_.clients().iterator_to(*this));
     error_code ignored;
+    if (tls_ && socket_.is_open())
+        tls_->shutdown();  // close_notify, best effort
     socket_.shutdown(stream_socket::shutdown_both, ignored);
     socket_.close(ignored);
     up_.in.release();

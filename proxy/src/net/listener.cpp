@@ -90,10 +90,44 @@ void listener::start() {
         accept_next(*acceptors_[i], is_tcp_[i]);
 }
 
+void listener::serve(stream_socket socket, bool tcp, worker& target) {
+    std::string peer = "unix";
+    if (tcp) {
+        error_code pec;
+        error_code oec;
+        socket.set_option(asio::ip::tcp::no_delay(true), oec);
+        auto ep = socket.remote_endpoint(pec);
+        if (!pec) {
+            asio::ip::tcp::endpoint tep;
+            std::memcpy(tep.data(), ep.data(), std::min<std::size_t>(ep.size(), sizeof(sockaddr_in6)));
+            peer = tep.address().to_string() + ":" + std::to_string(tep.port());
+        }
+    }
+    target.post([&target, socket = std::move(socket), peer = std::move(peer)]() mutable {
+        auto client = std::make_shared<client_connection>(target, std::move(socket), std::move(peer));
+        client->start();
+    });
+}
+
 void listener::stop() {
-    for (auto& a : acceptors_) {
+    for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+        auto& a = *acceptors_[i];
         error_code ignored;
-        a->close(ignored);
+        if (a.is_open()) {
+            // Connections the kernel already completed in this socket's queue would be reset by close(): with
+            // so_reuseport another process listens on the port and clients retry nothing, so take them all first
+            // (they are served through the drain like any other client).
+            a.non_blocking(true, ignored);
+            for (int taken = 0; taken < 100000; ++taken) {
+                auto& target = rt_.worker_at(next_worker_++ % rt_.worker_count());
+                error_code ec;
+                stream_socket socket = a.accept(target.context(), ec);
+                if (ec)
+                    break;
+                serve(std::move(socket), is_tcp_[i], target);
+            }
+        }
+        a.close(ignored);
     }
     if (!unix_path_.empty()) {
         ::unlink(unix_path_.c_str());
@@ -118,22 +152,7 @@ void listener::accept_next(acceptor& a, bool tcp) {
             timer->async_wait([this, &a, tcp, timer](const error_code&) { accept_next(a, tcp); });
             return;
         }
-        std::string peer = "unix";
-        if (tcp) {
-            error_code pec;
-            error_code oec;
-            socket.set_option(asio::ip::tcp::no_delay(true), oec);
-            auto ep = socket.remote_endpoint(pec);
-            if (!pec) {
-                asio::ip::tcp::endpoint tep;
-                std::memcpy(tep.data(), ep.data(), std::min<std::size_t>(ep.size(), sizeof(sockaddr_in6)));
-                peer = tep.address().to_string() + ":" + std::to_string(tep.port());
-            }
-        }
-        target.post([&target, socket = std::move(socket), peer = std::move(peer)]() mutable {
-            auto client = std::make_shared<client_connection>(target, std::move(socket), std::move(peer));
-            client->start();
-        });
+        serve(std::move(socket), tcp, target);
         accept_next(a, tcp);
     });
 }

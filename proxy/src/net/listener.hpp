@@ -11,6 +11,7 @@
 namespace sluice::net {
 
 class runtime;
+class worker;
 
 class listener {
   public:
@@ -20,12 +21,15 @@ class listener {
     // Binds every configured address. Returns an error message naming the address, or empty on success.
     [[nodiscard]] std::string open();
     void start();
-    // Stops accepting (shutdown); connections already accepted are unaffected.
+    // Stops accepting (shutdown): the connections already in the kernel's accept queue are taken and served first,
+    // then the sockets close. Connections already accepted are unaffected. On the thread that runs start().
     void stop();
 
   private:
     using acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
     void accept_next(acceptor& a, bool tcp);
+    // Starts the client connection for an accepted socket on `target`.
+    void serve(stream_socket socket, bool tcp, worker& target);
 
     runtime& rt_;
     std::vector<std::unique_ptr<acceptor>> acceptors_;

@@ -1,8 +1,11 @@
 #include "net/runtime.hpp"
 
+#include <algorithm>
+
 #include "auth/random.hpp"
 #include "net/client_connection.hpp"
 #include "net/pool.hpp"
+#include "net/tls.hpp"
 #include "net/worker.hpp"
 #include "sluice/bridge/thread_pool.hpp"
 #include "util/log.hpp"
@@ -85,6 +88,7 @@ void runtime::async_snapshot(worker& requester, std::function<void(std::shared_p
     g->snap->started_unix_us = started_unix_us_;
     g->snap->max_client_conn = cfg->settings.max_client_conn;
     g->snap->total_clients = client_count.load(std::memory_order_relaxed);
+    logins.fill(*g->snap);
     const auto pools = pools_snapshot();
     for (auto& wp : workers_) {
         worker* w = wp.get();
@@ -156,6 +160,7 @@ void runtime::async_snapshot(worker& requester, std::function<void(std::shared_p
 }
 
 runtime::runtime(std::shared_ptr<const config::config> cfg) : config_(std::move(cfg)), started_unix_us_(unix_now_us()) {
+    statements_.set_max_bytes(config_->settings.max_prepared_statement_bytes);
     unsigned n = static_cast<unsigned>(config_->settings.workers);
     if (n == 0)
         n = std::max(1u, std::thread::hardware_concurrency());
@@ -191,9 +196,44 @@ std::shared_ptr<const credential_store> runtime::credentials() const {
 }
 
 void runtime::set_config(std::shared_ptr<const config::config> cfg, std::shared_ptr<const credential_store> creds) {
+    // TLS contexts are built outside the lock (reading certificate files must not stall logins).
+    std::string client_error;
+    std::string server_error;
+    auto client = tls_context::build(tls_context::role::accept, cfg->settings, client_error);
+    auto server = tls_context::build(tls_context::role::connect, cfg->settings, server_error);
+    std::string tls_error = client_error;
+    if (!server_error.empty())
+        tls_error += (tls_error.empty() ? "" : "; ") + server_error;
+    if (!tls_error.empty())
+        SLUICE_LOG(error, "TLS configuration not applied, keeping the previous one: " << tls_error);
+    statements_.set_max_bytes(cfg->settings.max_prepared_statement_bytes);
+    {
+        std::lock_guard lock(config_mutex_);
+        config_ = cfg;
+        credentials_ = creds;
+        if (client)
+            client_tls_ = std::move(client);
+        if (server)
+            server_tls_ = std::move(server);
+        tls_error_ = std::move(tls_error);
+    }
+    // Before the first start() there are no pools; afterwards each pool gets its part of the new configuration.
+    apply_config_to_pools(*cfg, creds.get());
+}
+
+std::shared_ptr<const tls_context> runtime::client_tls() const {
     std::lock_guard lock(config_mutex_);
-    config_ = std::move(cfg);
-    credentials_ = std::move(creds);
+    return client_tls_;
+}
+
+std::shared_ptr<const tls_context> runtime::server_tls() const {
+    std::lock_guard lock(config_mutex_);
+    return server_tls_;
+}
+
+std::string runtime::tls_error() const {
+    std::lock_guard lock(config_mutex_);
+    return tls_error_;
 }
 
 std::vector<std::shared_ptr<pool>> runtime::pools_snapshot() const {
@@ -205,22 +245,40 @@ std::vector<std::shared_ptr<pool>> runtime::pools_snapshot() const {
     return out;
 }
 
-std::shared_ptr<pool> runtime::get_pool(const config::database_entry& db, std::string_view database,
-                                        std::string_view user, const auth::secret* looked_up) {
-    std::pair<std::string, std::string> key{std::string(database), std::string(user)};
-    {
-        std::lock_guard lock(pools_mutex_);
-        if (auto it = pools_.find(key); it != pools_.end())
-            return it->second;
-    }
-    const auto cfg = config();
-    const auto creds = credentials();
-    const auto& s = cfg->settings;
-    const auto* user_entry = config::find_user(*cfg, user);
+void runtime::set_disabled(const std::string& database, bool on) {
+    std::lock_guard lock(pools_mutex_);
+    std::erase(disabled_, database);
+    if (on)
+        disabled_.push_back(database);
+}
+
+bool runtime::disabled(const std::string& database) const {
+    std::lock_guard lock(pools_mutex_);
+    return std::find(disabled_.begin(), disabled_.end(), database) != disabled_.end();
+}
+
+void runtime::set_database_paused(const std::string& database, bool on) {
+    std::lock_guard lock(pools_mutex_);
+    std::erase(paused_, database);
+    if (on)
+        paused_.push_back(database);
+}
+
+bool runtime::database_paused(const std::string& database) const {
+    std::lock_guard lock(pools_mutex_);
+    return std::find(paused_.begin(), paused_.end(), database) != paused_.end();
+}
+
+pool_config runtime::make_pool_config(const config::config& cfg, const credential_store* creds,
+                                      const config::database_entry& db, std::string_view database,
+                                      std::string_view user, const auth::secret* looked_up,
+                                      const pool_config* previous) const {
+    const auto& s = cfg.settings;
+    const auto* user_entry = config::find_user(cfg, user);
 
     pool_config pc;
-    pc.database = key.first;
-    pc.user = key.second;
+    pc.database = std::string(database);
+    pc.user = std::string(user);
     pc.server_dbname = db.dbname.value_or(pc.database);
     pc.server_user = db.user.value_or(pc.user);
     if (db.password) {
@@ -234,6 +292,8 @@ std::shared_ptr<pool> runtime::get_pool(const config::database_entry& db, std::s
         looked_up->type != auth::secret::kind::scram_sha_256) {
         pc.server_password = looked_up->stored;  // md5 secret or password from auth_query (SCRAM uses client keys)
     }
+    if (!pc.server_password && previous && previous->server_user == pc.server_user)
+        pc.server_password = previous->server_password;  // found by auth_query at the pool's creation
     pc.host = db.hosts.empty() ? s.unix_socket_dir : db.hosts.front();
     pc.port = db.port;
     pc.pool_size =
@@ -250,15 +310,82 @@ std::shared_ptr<pool> runtime::get_pool(const config::database_entry& db, std::s
     if (db.application_name)
         pc.startup_parameters.emplace_back("application_name", *db.application_name);
     pc.connect_timeout = s.server_connect_timeout;
-    pc.query_wait_timeout = db.query_wait_timeout.value_or(s.query_wait_timeout);
+    pc.query_wait_timeout = user_entry && user_entry->query_wait_timeout
+                                ? *user_entry->query_wait_timeout
+                                : db.query_wait_timeout.value_or(s.query_wait_timeout);
     pc.server_lifetime = db.server_lifetime.value_or(s.server_lifetime);
     pc.server_idle_timeout = s.server_idle_timeout;
     pc.max_packet_size = s.max_packet_size;
+    pc.min_pool_size = db.min_pool_size.value_or(s.min_pool_size);
+    pc.reserve_pool_size = user_entry && user_entry->reserve_pool_size
+                               ? *user_entry->reserve_pool_size
+                               : db.reserve_pool_size.value_or(s.reserve_pool_size);
+    pc.reserve_pool_timeout = s.reserve_pool_timeout;
+    pc.server_lifetime_jitter = s.server_lifetime_jitter;
+    pc.server_login_retry = s.server_login_retry;
+    pc.server_check_query = s.server_check_query;
+    pc.server_check_delay = s.server_check_delay;
+    pc.query_wait_notify = s.query_wait_notify;
+    pc.max_db_connections = db.max_db_connections.value_or(s.max_db_connections);
+    pc.max_user_connections =
+        user_entry && user_entry->max_user_connections ? *user_entry->max_user_connections : s.max_user_connections;
+    pc.max_db_client_connections = db.max_db_client_connections.value_or(s.max_db_client_connections);
+    pc.max_user_client_connections = user_entry && user_entry->max_user_client_connections
+                                         ? *user_entry->max_user_client_connections
+                                         : s.max_user_client_connections;
+    return pc;
+}
+
+std::shared_ptr<shared_limit> runtime::limit_locked(bool database, const std::string& name, int max, int client_max) {
+    auto& map = database ? db_limits_ : user_limits_;
+    auto& slot = map[name];
+    if (!slot)
+        slot = std::make_shared<shared_limit>(database ? shared_limit::kind::database : shared_limit::kind::user, name);
+    slot->set_max(max);
+    slot->set_client_max(client_max);
+    return slot;
+}
+
+void runtime::apply_config_to_pools(const config::config& cfg, const credential_store* creds) {
+    std::vector<std::pair<std::shared_ptr<pool>, pool_config>> updates;
+    {
+        std::lock_guard lock(pools_mutex_);
+        for (const auto& [key, p] : pools_) {
+            auto entry = config::resolve_database(cfg, key.first);
+            if (!entry)
+                continue;  // no longer routed: new logins fail, the pool serves its clients as it was
+            auto next = make_pool_config(cfg, creds, *entry, key.first, key.second, nullptr, &p->cfg());
+            limit_locked(true, key.first, next.max_db_connections, next.max_db_client_connections);
+            limit_locked(false, key.second, next.max_user_connections, next.max_user_client_connections);
+            updates.emplace_back(p, std::move(next));
+        }
+    }
+    for (auto& [p, next] : updates)
+        p->update_config(std::move(next));
+}
+
+std::shared_ptr<pool> runtime::get_pool(const config::database_entry& db, std::string_view database,
+                                        std::string_view user, const auth::secret* looked_up) {
+    std::pair<std::string, std::string> key{std::string(database), std::string(user)};
+    {
+        std::lock_guard lock(pools_mutex_);
+        if (auto it = pools_.find(key); it != pools_.end())
+            return it->second;
+    }
+    const auto cfg = config();
+    const auto creds = credentials();
+    auto pc = make_pool_config(*cfg, creds.get(), db, database, user, looked_up, nullptr);
 
     std::lock_guard lock(pools_mutex_);
     auto [it, inserted] = pools_.try_emplace(key, nullptr);
     if (inserted) {
+        auto db_limit = limit_locked(true, key.first, pc.max_db_connections, pc.max_db_client_connections);
+        auto user_limit = limit_locked(false, key.second, pc.max_user_connections, pc.max_user_client_connections);
         it->second = std::make_shared<pool>(*this, std::move(pc));
+        it->second->set_limits(std::move(db_limit), std::move(user_limit));
+        const bool paused = pause_state.load(std::memory_order_relaxed) != 0 ||
+                            std::find(paused_.begin(), paused_.end(), key.first) != paused_.end();
+        it->second->set_paused(paused);
         SLUICE_LOG(info, "pool " << key.first << "/" << key.second << " created: server " << it->second->cfg().host
                                  << ":" << it->second->cfg().port << " dbname=" << it->second->cfg().server_dbname
                                  << " pool_size=" << it->second->cfg().pool_size);

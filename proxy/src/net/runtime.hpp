@@ -24,13 +24,18 @@
 #include "config/config.hpp"
 #include "net/asio_fwd.hpp"
 #include "net/auth_query.hpp"
+#include "session/prepared_statements.hpp"
+#include "stats/login_counters.hpp"
 #include "stats/snapshot.hpp"
 
 namespace sluice::net {
 
 class worker;
 class pool;
+class shared_limit;
 class client_connection;
+class tls_context;
+struct pool_config;
 
 // Credentials as loaded from auth_file, with plaintext passwords pre-derived into SCRAM secrets once so that no
 // client login pays for PBKDF2.
@@ -81,8 +86,28 @@ class runtime {
 
     [[nodiscard]] std::shared_ptr<const config::config> config() const;
     [[nodiscard]] std::shared_ptr<const credential_store> credentials() const;
-    // Installs a new configuration (RELOAD/SIGHUP); existing pools keep theirs until replaced.
+    // Installs a new configuration (RELOAD/SIGHUP) and applies it to the existing pools: sizes, limits and timeouts
+    // at once (a bigger pool serves its queue, a smaller one closes idle surplus); servers whose connection settings
+    // (host, port, dbname, user, password) changed are replaced after their current transaction.
+    // Also rebuilds the TLS contexts from `cfg` (certificate files are read again); a side whose context cannot be
+    // built keeps its previous one, and the error is logged and kept in tls_error().
     void set_config(std::shared_ptr<const config::config> cfg, std::shared_ptr<const credential_store> creds);
+    // TLS for new client connections (client_tls_*) and new server connections (server_tls_*); null until a
+    // configuration built one. Connections keep the context they started with.
+    [[nodiscard]] std::shared_ptr<const tls_context> client_tls() const;
+    [[nodiscard]] std::shared_ptr<const tls_context> server_tls() const;
+    // Why the last set_config could not build a TLS context; empty when both were built.
+    [[nodiscard]] std::string tls_error() const;
+
+    // DISABLE/ENABLE db: new logins to a disabled database are refused. Thread-safe.
+    void set_disabled(const std::string& database, bool on);
+    [[nodiscard]] bool disabled(const std::string& database) const;
+    // PAUSE db / KILL db: pools of the database created later start paused too. Thread-safe.
+    void set_database_paused(const std::string& database, bool on);
+    [[nodiscard]] bool database_paused(const std::string& database) const;
+
+    // SHOW STATE: 0 active, 1 paused (PAUSE without a database), 2 suspended (SUSPEND).
+    std::atomic<int> pause_state{0};
 
     // The pool of (database, user), created on first use from the database entry. `looked_up` is the user's secret
     // from auth_query, if that is where it came from: an md5 or plain one logs the pool into the server.
@@ -104,15 +129,24 @@ class runtime {
     void async_snapshot(worker& requester, std::function<void(std::shared_ptr<stats::snapshot>)> done);
 
     cancel_registry& cancels() noexcept { return cancels_; }
+    // Named prepared statements interned across clients (transaction pooling).
+    session::statement_registry& statements() noexcept { return statements_; }
     [[nodiscard]] std::int64_t started_unix_us() const noexcept { return started_unix_us_; }
     [[nodiscard]] std::uint64_t next_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 
     // Clients logged in or logging in, for max_client_conn.
     std::atomic<int> client_count{0};
+    // Logins that ended before the client had a pool (refused, timed out, failed).
+    stats::login_counters logins;
     // Clients attached to a server right now (in a transaction or a query): graceful shutdown waits for zero.
     std::atomic<int> active_clients{0};
     // Set by SIGTERM: no new transactions start; clients are told the pooler is shutting down.
     std::atomic<bool> shutting_down{false};
+    // When the drain began (steady_clock ticks; set before shutting_down). Each client may still finish the
+    // transaction it is in or the next one it starts (a client accepted during the drain gets its first), and is
+    // closed at its first idle moment after that, or after drain_idle_grace without a request.
+    std::atomic<std::int64_t> drain_started_ticks{0};
+    static constexpr std::chrono::seconds drain_idle_grace{1};
     // Listeners are open and accepting (readiness).
     std::atomic<bool> accepting{false};
     // Some server login succeeded within the last minute, or no pool was tried yet (readiness: a backend reachable).
@@ -120,12 +154,29 @@ class runtime {
     std::atomic<std::int64_t> last_server_login_failed_unix_s{0};
 
   private:
+    session::statement_registry statements_;
     mutable std::mutex config_mutex_;
     std::shared_ptr<const config::config> config_;
     std::shared_ptr<const credential_store> credentials_;
+    std::shared_ptr<const tls_context> client_tls_;
+    std::shared_ptr<const tls_context> server_tls_;
+    std::string tls_error_;
+
+    // What a pool of (database, user) gets from `cfg`; `previous` keeps an auth_query password across reloads.
+    [[nodiscard]] pool_config make_pool_config(const config::config& cfg, const credential_store* creds,
+                                               const config::database_entry& db, std::string_view database,
+                                               std::string_view user, const auth::secret* looked_up,
+                                               const pool_config* previous) const;
+    // The shared limits of a database / user, created on first use; max set from `cfg`. Under pools_mutex_.
+    std::shared_ptr<shared_limit> limit_locked(bool database, const std::string& name, int max, int client_max);
+    void apply_config_to_pools(const config::config& cfg, const credential_store* creds);
 
     mutable std::mutex pools_mutex_;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<pool>> pools_;
+    std::map<std::string, std::shared_ptr<shared_limit>> db_limits_;
+    std::map<std::string, std::shared_ptr<shared_limit>> user_limits_;
+    std::vector<std::string> disabled_;
+    std::vector<std::string> paused_;
 
     std::vector<std::unique_ptr<worker>> workers_;
     // Declared after workers_, so destroyed before their io_contexts and after ~runtime() stopped them: the bridge's

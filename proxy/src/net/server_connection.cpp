@@ -6,6 +6,7 @@
 
 #include "auth/md5.hpp"
 #include "net/pool.hpp"
+#include "net/runtime.hpp"
 #include "net/worker.hpp"
 #include "sluice/protocol/error.hpp"
 #include "sluice/protocol/message_types.hpp"
@@ -20,6 +21,44 @@ constexpr std::size_t max_login_message = 1024 * 1024;
 
 server_error connection_error(std::string message) {
     return {std::string(protocol::sqlstate::connection_failure), std::move(message)};
+}
+
+// PgBouncer and libpq never use TLS on Unix sockets.
+bool tls_applies(const tls_context* ctx, const std::string& host) {
+    return ctx != nullptr && ctx->enabled() && !host.empty() && host.front() != '/' && host.front() != '@';
+}
+
+// The SSLRequest exchange (protocol docs, "SSL Session Encryption"): 'S' starts the handshake, 'N' continues in
+// plaintext unless the mode requires TLS. Exactly one byte is read before the handshake, so no plaintext from the
+// server can be taken for part of the TLS session. Returns an error message, empty on success; `tls` is set when TLS
+// is in use.
+asio::awaitable<std::string> async_negotiate_tls(stream_socket& socket, const tls_context& ctx, const std::string& host,
+                                                 std::unique_ptr<tls_stream>& tls) {
+    std::string request;
+    protocol::write_ssl_request(request);
+    if (const auto ec = co_await async_write_exact(socket, nullptr, request.data(), request.size()))
+        co_return "could not send SSLRequest to the server: " + ec.message();
+    char answer = 0;
+    if (const auto ec = co_await async_read_exact(socket, nullptr, &answer, 1))
+        co_return "server closed the connection during SSL negotiation";
+    if (answer == 'N') {
+        if (ctx.required()) {
+            co_return "server does not support TLS, and server_tls_sslmode is " +
+                std::string(config::to_string(ctx.mode()));
+        }
+        co_return std::string();
+    }
+    if (answer != 'S')
+        co_return "unexpected answer to SSLRequest from the server";
+    error_code ignored;
+    socket.non_blocking(true, ignored);
+    tls = std::make_unique<tls_stream>(ctx, socket.native_handle(), host);
+    if (const auto ec = co_await async_tls_handshake(socket, *tls)) {
+        std::string reason = "TLS handshake with the server failed: " + tls->failure_reason(ec);
+        tls.reset();
+        co_return reason;
+    }
+    co_return std::string();
 }
 }  // namespace
 
@@ -57,6 +96,10 @@ const char* to_string(close_reason r) noexcept {
             return "login_failed";
         case close_reason::admin:
             return "admin";
+        case close_reason::evicted:
+            return "evicted";
+        case close_reason::check_failed:
+            return "check_failed";
     }
     return "?";
 }
@@ -93,20 +136,30 @@ asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const st
 }
 
 asio::awaitable<void> async_send_cancel(asio::io_context& ctx, std::string host, int port, std::uint32_t pid,
-                                        std::uint32_t key) {
+                                        std::uint32_t key, std::shared_ptr<const tls_context> tls) {
     stream_socket socket(ctx);
     if (auto ec = co_await async_connect_stream(socket, host, port)) {
         SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " failed: " << ec.message());
         co_return;
     }
+    std::unique_ptr<tls_stream> session;
+    if (tls_applies(tls.get(), host)) {
+        const auto err = co_await async_negotiate_tls(socket, *tls, host, session);
+        if (!err.empty()) {
+            SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " failed: " << err);
+            co_return;
+        }
+    }
     std::string out;
     protocol::write_cancel_request(out, pid, key);
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), use_nothrow);
+    const auto ec = co_await async_write_exact(socket, session.get(), out.data(), out.size());
     // PostgreSQL closes the connection when done; waiting for that orders the cancel before our next use.
     char byte;
-    auto [rec, rn] = co_await socket.async_read_some(asio::buffer(&byte, 1), use_nothrow);
+    const auto rec = co_await async_read_exact(socket, session.get(), &byte, 1);
     (void)ec;
     (void)rec;
+    if (session && socket.is_open())
+        session->shutdown();
 }
 
 server_connection::server_connection(std::shared_ptr<pool> owner, pool_shard& shard, std::uint64_t id)
@@ -139,28 +192,27 @@ void server_connection::adopt_descriptor(asio::io_context& ctx, int fd) {
 
 void server_connection::close_socket() noexcept {
     if (socket_) {
+        if (tls_ && socket_->is_open())
+            tls_->shutdown();  // close_notify, best effort
         error_code ignored;
         socket_->close(ignored);
     }
 }
 
 asio::awaitable<bool> server_connection::async_write_all(const std::string& bytes) {
-    auto [ec, n] = co_await asio::async_write(*socket_, asio::buffer(bytes), use_nothrow);
-    co_return !ec;
+    co_return !co_await async_write_exact(*socket_, tls_.get(), bytes.data(), bytes.size());
 }
 
 asio::awaitable<bool> server_connection::async_read_message(char& type) {
     char header[protocol::header_size];
-    auto [ec, n] = co_await asio::async_read(*socket_, asio::buffer(header, sizeof header), use_nothrow);
-    if (ec)
+    if (co_await async_read_exact(*socket_, tls_.get(), header, sizeof header))
         co_return false;
     const auto h = protocol::read_header({header, sizeof header}, static_cast<std::uint32_t>(max_login_message));
     if (h.status != protocol::header_status::ok)
         co_return false;
     type = h.header.type;
     message_.resize(h.header.body_size());
-    auto [ec2, n2] = co_await asio::async_read(*socket_, asio::buffer(message_), use_nothrow);
-    co_return !ec2;
+    co_return !co_await async_read_exact(*socket_, tls_.get(), message_.data(), message_.size());
 }
 
 asio::awaitable<server_error> server_connection::async_connect_and_login() {
@@ -185,6 +237,8 @@ asio::awaitable<server_error> server_connection::async_connect_and_login() {
         });
     }
     auto result = co_await async_connect();
+    if (result.ok())
+        result = co_await async_start_tls();
     if (result.ok())
         result = co_await async_login();
     deadline->done = true;
@@ -212,6 +266,19 @@ asio::awaitable<server_error> server_connection::async_connect() {
                                    ec.message());
     }
     *socket_ = std::move(s);
+    co_return server_error{};
+}
+
+asio::awaitable<server_error> server_connection::async_start_tls() {
+    tls_.reset();
+    const auto ctx = shard_->home().rt().server_tls();
+    if (!tls_applies(ctx.get(), host_))
+        co_return server_error{};
+    const auto err = co_await async_negotiate_tls(*socket_, *ctx, host_, tls_);
+    if (!err.empty())
+        co_return connection_error(err);
+    SLUICE_LOG(debug, "S-" << id_ << " " << host_ << ":" << port_ << ": TLS established "
+                           << (tls_ ? tls_->description() : std::string("(no: plaintext fallback)")));
     co_return server_error{};
 }
 

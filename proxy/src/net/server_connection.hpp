@@ -16,7 +16,9 @@
 
 #include "auth/scram.hpp"
 #include "net/asio_fwd.hpp"
+#include "net/tls.hpp"
 #include "session/parameters.hpp"
+#include "session/prepared_statements.hpp"
 
 namespace sluice::net {
 
@@ -32,7 +34,18 @@ using server_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<serve
                                                      boost::intrusive::link_mode<boost::intrusive::safe_link>>;
 
 // Why a server connection was closed; exported as a metric label and logged.
-enum class close_reason { error, client_dirty, lifetime, idle_timeout, reload, shutdown, login_failed, admin };
+enum class close_reason {
+    error,
+    client_dirty,
+    lifetime,
+    idle_timeout,
+    reload,
+    shutdown,
+    login_failed,
+    admin,
+    evicted,
+    check_failed
+};
 [[nodiscard]] const char* to_string(close_reason r) noexcept;
 
 // The outcome of a server login or maintenance query, in terms a client can be told.
@@ -47,9 +60,11 @@ struct server_error {
 [[nodiscard]] asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const std::string& host,
                                                                int port);
 
-// Sends a CancelRequest for backend (pid, key) on a new connection, as PostgreSQL requires.
+// Sends a CancelRequest for backend (pid, key) on a new connection, as PostgreSQL requires. `tls` (server_tls_*):
+// the cancel connection negotiates TLS like a server connection does; null or disabled: plaintext.
 [[nodiscard]] asio::awaitable<void> async_send_cancel(asio::io_context& ctx, std::string host, int port,
-                                                      std::uint32_t pid, std::uint32_t key);
+                                                      std::uint32_t pid, std::uint32_t key,
+                                                      std::shared_ptr<const tls_context> tls = nullptr);
 
 class server_connection : public std::enable_shared_from_this<server_connection>, public server_hook {
   public:
@@ -71,6 +86,9 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     void set_shard(pool_shard& s) noexcept { shard_ = &s; }
 
     stream_socket& socket() noexcept { return *socket_; }
+    // The TLS session on socket(), null for plaintext. It moves with the server between workers.
+    tls_stream* tls() noexcept { return tls_.get(); }
+    [[nodiscard]] bool uses_tls() const noexcept { return tls_ != nullptr; }
     [[nodiscard]] bool has_socket() const noexcept { return socket_.has_value() && socket_->is_open(); }
     // For migration to another worker: gives up the descriptor (deregistering it here) / adopts it there.
     [[nodiscard]] int release_descriptor();
@@ -97,15 +115,22 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     steady_clock::time_point last_used() const noexcept { return last_used_; }
     void touch() noexcept { last_used_ = steady_clock::now(); }
     steady_clock::time_point lifetime_deadline() const noexcept { return lifetime_deadline_; }
+    // The pool sets it after login: server_lifetime, randomized by server_lifetime_jitter.
+    void set_lifetime_deadline(steady_clock::time_point t) noexcept { lifetime_deadline_ = t; }
 
     client_connection* client = nullptr;  // attached client, when active
     bool idle_wait_armed = false;         // the pool's idle read-wait is pending
     bool session_dirty = false;           // a client ran SET/RESET: reset before the next client
+    // Named prepared statements this server holds (transaction pooling; session/statement_relay.hpp).
+    session::server_statement_cache prepared_statements;
     int cancels_in_flight = 0;            // CancelRequests sent for this backend and not yet taken by PostgreSQL
     bool release_after_cancel = false;    // released while a cancel was in flight: hand on once it is taken
+    std::uint64_t target_generation = 0;  // the pool's target_generation() at connect: older means close_needed
 
   private:
     [[nodiscard]] asio::awaitable<server_error> async_connect();
+    // SSLRequest and handshake per server_tls_sslmode (TCP only); leaves tls_ null for plaintext.
+    [[nodiscard]] asio::awaitable<server_error> async_start_tls();
     [[nodiscard]] asio::awaitable<server_error> async_login();
     // Reads one whole message into message_ (type + body); false on EOF/error/oversize.
     [[nodiscard]] asio::awaitable<bool> async_read_message(char& type);
@@ -115,6 +140,7 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     pool_shard* shard_;
     std::uint64_t id_;
     std::optional<stream_socket> socket_;
+    std::unique_ptr<tls_stream> tls_;
     server_state state_ = server_state::connecting;
     std::uint64_t generation_ = 0;
     session::parameter_set parameters_;

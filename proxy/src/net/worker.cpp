@@ -16,6 +16,7 @@ worker::~worker() {
 }
 
 void worker::start() {
+    tick_config_ = rt_.config();
     work_.emplace(context_.get_executor());
     schedule_tick();
     thread_ = std::thread([this] {
@@ -59,6 +60,7 @@ void worker::notify_shutdown(bool idle_only) {
 }
 
 void worker::tick() {
+    tick_config_ = rt_.config();
     const auto now = steady_clock::now();
     // Iterate over a stable snapshot: a tick may close clients, which unlinks them.
     for (auto it = clients_.begin(); it != clients_.end();) {

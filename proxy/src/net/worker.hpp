@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "config/config.hpp"
 #include "net/asio_fwd.hpp"
 
 namespace sluice::net {
@@ -52,6 +53,10 @@ class worker {
 
     static constexpr std::chrono::milliseconds tick_interval{100};
 
+    // The configuration as of this worker's last tick (RELOAD reaches every client's timeouts within one tick).
+    // On this worker's thread.
+    [[nodiscard]] const config::config& tick_config() const noexcept { return *tick_config_; }
+
   private:
     void schedule_tick();
     void tick();
@@ -64,6 +69,7 @@ class worker {
     std::thread thread_;
     std::thread::id thread_id_;
     client_list clients_;
+    std::shared_ptr<const config::config> tick_config_;
 };
 
 }  // namespace sluice::net

@@ -115,7 +115,8 @@ std::string canonical_datestyle(std::string_view value, std::string_view current
 
 std::string canonical_value(std::string_view name, std::string_view value, std::string_view current) {
     // Some drivers (asyncpg) send the value quoted as in SQL; PostgreSQL strips the quotes.
-    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') value = value.substr(1, value.size() - 2);
+    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'')
+        value = value.substr(1, value.size() - 2);
     const auto index = tracked_parameter_index(name);
     if (!index)
         return std::string(value);

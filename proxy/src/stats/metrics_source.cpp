@@ -168,6 +168,12 @@ const pool_series pool_table[] = {
      {},
      total_of<&pool_totals::server_parse_count>},
     {"sluice_binds_total", "Bind messages received from clients", counter, {}, {}, total_of<&pool_totals::bind_count>},
+    {"sluice_prepared_statement_rejections_total",
+     "Parse messages refused because a prepared statement memory limit was reached",
+     counter,
+     {},
+     {},
+     total_of<&pool_totals::prepared_statement_rejections>},
 
     {"sluice_timeouts_total", timeouts_help, counter, "kind", "query_wait_timeout",
      total_of<&pool_totals::query_wait_timeouts>},

@@ -26,6 +26,7 @@ namespace sluice::stats {
     X(client_parse_count, "Parse messages received from clients")                                   \
     X(server_parse_count, "Parse messages sent to servers")                                         \
     X(bind_count, "Bind messages received from clients")                                            \
+    X(prepared_statement_rejections, "Parses refused for a prepared statement memory limit")        \
     X(exhaustion_events, "Times a client had to queue because the pool was at its limit")           \
     X(query_wait_timeouts, "Clients disconnected by query_wait_timeout")                            \
     X(query_timeouts, "Queries cancelled by query_timeout")                                         \
