@@ -1,0 +1,108 @@
+#pragma once
+// Session state a client leaves on a server under transaction pooling beyond the reported parameters of
+// parameters.hpp: its own SET/RESET/set_config of other settings, remembered and replayed on whichever server it gets
+// next, and state that cannot move between servers (session advisory locks, temporary tables, WITH HOLD cursors,
+// SQL-level PREPARE), which pins the client to its server. No I/O: the relay hands it the SQL text of Query and Parse
+// messages, the server's CommandComplete tags, ErrorResponses and ReadyForQuery, and sends the SQL it returns.
+//
+// Flow: scan() of a Query/Parse records the changes its statements make as pending, each numbered with the
+// ReadyForQuery that ends it (the relay counts every ReadyForQuery, Sluice's own included). A SET/RESET is confirmed by
+// its CommandComplete tag (on_set_tag). At that ReadyForQuery confirmed changes join the transaction's uncommitted
+// ones, or are dropped after an ErrorResponse; at ReadyForQuery 'I' the uncommitted changes take effect unless the
+// transaction failed or rolled back: PostgreSQL undoes a SET whose transaction aborts (sql-set.html), and SET LOCAL
+// ends with its transaction. Pins are conservative: they take effect at their ReadyForQuery whatever happened;
+// releases (pg_advisory_unlock_all, DISCARD ALL/TEMP, DEALLOCATE ALL, CLOSE ALL) only without an error. A single
+// pg_advisory_unlock keeps the pin until disconnect (Sluice cannot tell whether it was the last lock).
+//
+// Only what is recognised is remembered; a SET Sluice cannot parse (or a value past the memory bounds) leaves the
+// server dirty as before (it is reset before the next client) and the client loses that value at its next server.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/protocol/message_types.hpp"
+
+namespace sluice::session {
+
+// Kinds of state that pin a client to its server (bit flags).
+enum pin_kind : std::uint8_t {
+    pin_advisory_lock = 1,
+    pin_temp_table = 2,
+    pin_hold_cursor = 4,
+    pin_prepared = 8,
+    pin_all = 15,
+};
+// "advisory lock, temporary table" for logs.
+[[nodiscard]] std::string describe_pins(std::uint8_t pins);
+
+// What scanning one SQL text found that the relay acts on.
+struct scan_result {
+    std::uint8_t pins = 0;      // pin kinds its statements take
+    std::uint8_t unpins = 0;    // pin kinds its statements release entirely
+    bool listen = false;        // a LISTEN (transaction pooling cannot deliver its notifications)
+    bool server_dirty = false;  // changes settings without a SET tag (set_config): reset the server before reuse
+};
+
+class session_state {
+  public:
+    static constexpr std::size_t max_values = 64;         // settings remembered per client
+    static constexpr std::size_t max_value_bytes = 4096;  // longest value remembered
+    static constexpr std::size_t max_pending = 256;       // changes awaiting their ReadyForQuery
+
+    // Scans the SQL text of one Query or Parse. Setting changes are recorded in `state` (allocated on the first one)
+    // as pending until ReadyForQuery number `ready`. `sql` need not be NUL-terminated.
+    static scan_result scan(std::string_view sql, std::uint64_t ready, std::unique_ptr<session_state>& state);
+    // Records pins and releases scan() found, when the pooler honours them (session_state_pinning = pin).
+    static void expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uint64_t ready,
+                            std::unique_ptr<session_state>& state);
+
+    // CommandComplete "SET"/"RESET" before ReadyForQuery `ready`: false when no scanned statement accounts for it (the
+    // caller then treats the server as holding state it cannot restore).
+    [[nodiscard]] bool on_set_tag(std::uint64_t ready) noexcept;
+    // CommandComplete "ROLLBACK" (ROLLBACK, a COMMIT of a failed transaction, ROLLBACK TO SAVEPOINT: the last drops
+    // more than PostgreSQL does, so a SET before the savepoint is lost at the next server).
+    void on_rollback_tag() noexcept { uncommitted_.clear(); }
+    void on_error() noexcept { error_ = true; }
+    // ReadyForQuery number `ready` with `status`. Returns true when the pins changed.
+    bool on_ready(std::uint64_t ready, protocol::transaction_status status);
+
+    // Appends the statements that give a reset server this client's settings. Returns true if it appended any.
+    bool append_restore(std::string& sql) const;
+    [[nodiscard]] bool has_values() const noexcept { return !values_.empty(); }
+    [[nodiscard]] std::uint8_t pins() const noexcept { return pins_; }
+    // The remembered value of `name` (lower case) as it will be replayed, for tests and logs.
+    [[nodiscard]] std::optional<std::string_view> value(std::string_view name) const noexcept;
+
+    // Internal: a change a statement makes once confirmed (public for the scanner in session_state.cpp).
+    struct change {
+        enum class op : std::uint8_t { none, set_sql, set_string, reset, reset_all, discard_all, pin, unpin };
+        op what = op::none;
+        std::uint8_t pins = 0;
+        bool expects_tag = false;  // a SET or RESET, answered by CommandComplete "SET"/"RESET"
+        bool tag_seen = false;
+        std::uint64_t ready = 0;
+        std::string name;
+        std::string value;
+    };
+    void add_pending(change c);
+
+  private:
+    struct setting {
+        std::string name;
+        std::string value;
+        bool string_literal = false;  // from set_config: replayed through set_config, else through SET
+    };
+    void apply(const change& c);
+
+    std::vector<change> pending_;
+    std::vector<change> uncommitted_;
+    std::vector<setting> values_;
+    std::uint8_t pins_ = 0;
+    bool error_ = false;
+};
+
+}  // namespace sluice::session
