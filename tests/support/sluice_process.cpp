@@ -112,9 +112,10 @@ std::string set_pgbouncer_settings(std::string_view ini,
         if (!trim(lines[i]).empty()) {
             section_end = i + 1;
         }
-        if (const auto key = key_of(lines[i])) {
+        if (const auto key_view = key_of(lines[i])) {
+            const std::string key(*key_view);  // a view into lines[i], which the loop below may replace
             for (std::size_t s = 0; s < settings.size(); ++s) {
-                if (iequals(*key, settings[s].first)) {
+                if (iequals(key, settings[s].first)) {
                     lines[i] = settings[s].first + " = " + settings[s].second;
                     found[s] = true;
                 }

@@ -176,6 +176,10 @@ TEST(async_to_sync, destroyed_io_context_abandons_the_wait) {
         return std::error_code();
     });
     ASSERT_TRUE(suspended.wait());
+    // The coroutine may run before the caller's asio::post() has returned (Asio signals its condition variable after
+    // unlocking); destroying the io_context then would race Asio itself, not the bridge. Asio's rule: no thread may
+    // be inside a call on an io_context being destroyed. Give the caller time to get from post() to its wait.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     io->stop();
     runner.join();
     work.reset();
