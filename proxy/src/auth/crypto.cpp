@@ -4,8 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace sluice::auth {
 
@@ -18,6 +20,40 @@ namespace {
     std::abort();
 }
 
+// SHA-256 fetched from the default provider once. OpenSSL 3 resolves EVP_sha256() and HMAC()'s "HMAC" by name at
+// every call (a locked lookup, string compares, parameter parsing): that was most of the pooler's OpenSSL time per
+// SCRAM login. A fetched EVP_MD needs no lookup; it is immutable and shared by all threads.
+const EVP_MD* fetched_sha256() {
+    static EVP_MD* const md = [] {
+        EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+        if (fetched == nullptr)
+            crypto_failure("EVP_MD_fetch(SHA2-256)");
+        return fetched;
+    }();
+    return md;
+}
+
+// One digest context per thread, reused (EVP_DigestInit_ex resets it).
+EVP_MD_CTX* thread_digest_context() {
+    struct holder {
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        ~holder() { EVP_MD_CTX_free(ctx); }
+    };
+    thread_local holder h;
+    if (h.ctx == nullptr)
+        crypto_failure("EVP_MD_CTX_new");
+    return h.ctx;
+}
+
+void digest_two(EVP_MD_CTX* ctx, std::span<const std::uint8_t> a, std::span<const std::uint8_t> b, std::uint8_t* out) {
+    unsigned int length = 0;
+    if (EVP_DigestInit_ex(ctx, fetched_sha256(), nullptr) != 1 || EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||
+        EVP_DigestUpdate(ctx, b.data(), b.size()) != 1 || EVP_DigestFinal_ex(ctx, out, &length) != 1 ||
+        length != sha256_size) {
+        crypto_failure("EVP_Digest(SHA-256)");
+    }
+}
+
 }  // namespace
 
 std::span<const std::uint8_t> as_bytes(std::string_view text) noexcept {
@@ -27,7 +63,7 @@ std::span<const std::uint8_t> as_bytes(std::string_view text) noexcept {
 sha256_digest sha256(std::span<const std::uint8_t> data) {
     sha256_digest digest{};
     unsigned int length = 0;
-    if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1 ||
+    if (EVP_Digest(data.data(), data.size(), digest.data(), &length, fetched_sha256(), nullptr) != 1 ||
         length != digest.size()) {
         crypto_failure("EVP_Digest(SHA-256)");
     }
@@ -35,13 +71,28 @@ sha256_digest sha256(std::span<const std::uint8_t> data) {
 }
 
 sha256_digest hmac_sha256(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
-    sha256_digest digest{};
-    unsigned int length = 0;
-    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(), digest.data(),
-             &length) == nullptr ||
-        length != digest.size()) {
-        crypto_failure("HMAC(SHA-256)");
+    // RFC 2104 over the fetched SHA-256: H((K ^ opad) || H((K ^ ipad) || data)), K padded to the 64-byte block.
+    constexpr std::size_t block_size = 64;
+    std::array<std::uint8_t, block_size> padded_key{};
+    if (key.size() > block_size) {
+        const auto hashed = sha256(key);
+        std::memcpy(padded_key.data(), hashed.data(), hashed.size());
+    } else if (!key.empty()) {
+        std::memcpy(padded_key.data(), key.data(), key.size());
     }
+    std::array<std::uint8_t, block_size> pad{};
+    for (std::size_t i = 0; i < block_size; ++i)
+        pad[i] = padded_key[i] ^ 0x36;
+    EVP_MD_CTX* ctx = thread_digest_context();
+    sha256_digest inner{};
+    digest_two(ctx, pad, data, inner.data());
+    for (std::size_t i = 0; i < block_size; ++i)
+        pad[i] = padded_key[i] ^ 0x5c;
+    sha256_digest digest{};
+    digest_two(ctx, pad, inner, digest.data());
+    OPENSSL_cleanse(padded_key.data(), padded_key.size());
+    OPENSSL_cleanse(pad.data(), pad.size());
+    OPENSSL_cleanse(inner.data(), inner.size());
     return digest;
 }
 

@@ -33,6 +33,11 @@ constexpr std::array<enum_name<ssl_mode>, 6> ssl_mode_names{{
     {"verify-full", ssl_mode::verify_full},
 }};
 
+constexpr std::array<enum_name<session_state_pinning>, 2> session_state_pinning_names{{
+    {"pin", session_state_pinning::pin},
+    {"refuse", session_state_pinning::refuse},
+}};
+
 }  // namespace
 
 std::string_view to_string(pool_mode value) {
@@ -43,6 +48,13 @@ std::string_view to_string(auth_type value) {
 }
 std::string_view to_string(ssl_mode value) {
     return enum_to_string<ssl_mode>(value, ssl_mode_names);
+}
+
+std::string_view to_string(session_state_pinning value) {
+    return enum_to_string<session_state_pinning>(value, session_state_pinning_names);
+}
+parsed<session_state_pinning> parse_session_state_pinning(std::string_view text) {
+    return parse_enum<session_state_pinning>(text, session_state_pinning_names);
 }
 
 parsed<pool_mode> parse_pool_mode(std::string_view text) {
@@ -236,6 +248,9 @@ parsed<auth_type> parse_keyword(std::string_view value, auth_type /*tag*/) {
 }
 parsed<ssl_mode> parse_keyword(std::string_view value, ssl_mode /*tag*/) {
     return parse_ssl_mode(value);
+}
+parsed<session_state_pinning> parse_keyword(std::string_view value, session_state_pinning /*tag*/) {
+    return parse_session_state_pinning(value);
 }
 
 struct enumeration {

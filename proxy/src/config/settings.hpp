@@ -21,6 +21,10 @@ enum class auth_type { scram_sha_256, md5, plain, trust, cert, hba, any };
 // client_tls_sslmode / server_tls_sslmode; keywords disable, allow, prefer, require, verify-ca, verify-full.
 enum class ssl_mode { disable, allow, prefer, require, verify_ca, verify_full };
 
+// session_state_pinning: what transaction pooling does with session state that cannot move between servers (session
+// advisory locks, temporary tables, WITH HOLD cursors, SQL PREPARE): keep the client on its server, or refuse it.
+enum class session_state_pinning { pin, refuse };
+
 // client_tls_protocols / server_tls_protocols. Keywords: tlsv1.0 tlsv1.1 tlsv1.2 tlsv1.3, and the shortcuts
 // all (every version), secure (1.2 and 1.3, the default) and legacy (= all), comma-separated.
 struct tls_protocols {
@@ -35,9 +39,11 @@ struct tls_protocols {
 [[nodiscard]] std::string_view to_string(pool_mode value);
 [[nodiscard]] std::string_view to_string(auth_type value);
 [[nodiscard]] std::string_view to_string(ssl_mode value);
+[[nodiscard]] std::string_view to_string(session_state_pinning value);
 [[nodiscard]] parsed<pool_mode> parse_pool_mode(std::string_view text);
 [[nodiscard]] parsed<auth_type> parse_auth_type(std::string_view text);
 [[nodiscard]] parsed<ssl_mode> parse_ssl_mode(std::string_view text);
+[[nodiscard]] parsed<session_state_pinning> parse_session_state_pinning(std::string_view text);
 
 // Every [pgbouncer] / [sluice] setting Sluice reads, declared once. Each row produces a field of `settings`
 // with its default, and (in settings.cpp) the parser, the SHOW CONFIG formatter, the reload rule and the
@@ -118,7 +124,11 @@ struct tls_protocols {
     X(max_prepared_statement_bytes, std::size_t, std::size_t{512} << 20, bytes(1024, INT64_MAX), reload, sluice,        \
       "Prepared statement text held by the whole pooler (shared between clients); a Parse beyond it gets 54000")      \
     X(track_session_state, bool, true, boolean(), reload, sluice,                                                      \
-      "Restore each client's session state (tracked parameters) on whichever server it is given")                      \
+      "Restore each client's session state (its SETs) on whichever server it is given in transaction pooling")       \
+    X(session_state_pinning, ::sluice::config::session_state_pinning, ::sluice::config::session_state_pinning::pin,     \
+      enumeration(), reload, sluice,                                                                                   \
+      "Transaction pooling with state that cannot move between servers (session advisory locks, temporary tables, "   \
+      "WITH HOLD cursors, SQL PREPARE): pin keeps the client on its server, refuse answers 0A000")                    \
     X(scram_iterations, int, 4096, integer(1, INT32_MAX), reload, pgbouncer,                                           \
       "PBKDF2 iterations when Sluice derives a SCRAM secret from a plain-text password")                               \
     /* Authentication */                                                                                               \

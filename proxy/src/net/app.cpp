@@ -56,7 +56,6 @@ std::vector<std::string> unimplemented_setting_warnings(const config::config& cf
         "dns_max_ttl",
         "user",
         "pidfile",
-        "track_session_state",
         "unix_socket_group",
         "stats_period",
     };

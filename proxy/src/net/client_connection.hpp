@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "net/tls.hpp"
 #include "net/worker.hpp"
 #include "session/parameters.hpp"
+#include "session/session_state.hpp"
 #include "session/statement_relay.hpp"
 #include "session/transaction_tracker.hpp"
 #include "sluice/protocol/splitter.hpp"
@@ -61,6 +63,9 @@ struct relay_pump {
     [[nodiscard]] bool writing() const noexcept { return write_waiting || (written > 0 && written < batch_bytes); }
     // After the whole batch is written: drops scanned input and resets the batch.
     void complete_batch() noexcept;
+    // Frees the receive buffer and the batch's storage (the welcome, injected queries), so that an idle client holds
+    // none. Precondition: `in` is empty and the batch complete.
+    void release_storage() noexcept;
 };
 
 class client_connection : public std::enable_shared_from_this<client_connection>,
@@ -101,6 +106,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     [[nodiscard]] const std::shared_ptr<pool>& pool_ptr() const noexcept { return pool_; }
     [[nodiscard]] bool in_transaction() const noexcept { return in_xact_; }
     [[nodiscard]] steady_clock::time_point transaction_start() const noexcept { return xact_start_; }
+    // Holds its server past transaction end for state that cannot move (session_state.hpp).
+    [[nodiscard]] bool pinned() const noexcept { return session_state_ && session_state_->pins() != 0; }
     [[nodiscard]] bool idle_in_transaction() const noexcept {
         return server_ && !tracker_.awaiting_results() && tracker_.status() != protocol::transaction_status::idle;
     }
@@ -138,6 +145,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void flush_up();
     void flush_down();
     void maybe_release_server();
+    // True when the transaction is over and nothing is outstanding: maybe_release_server would release the server.
+    [[nodiscard]] bool server_release_due() const noexcept;
     void record_ready_for_query();
     void request_server();
     // A named Parse + Sync of a statement some server already accepted, answered without a server.
@@ -150,6 +159,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool wait_for_inspected_message(std::span<const char> pending);
     // Moves the answers statements_ owes the client into the down batch.
     void queue_due_answers();
+    // Session state in transaction pooling (session_state.hpp): scans a whole Query or Parse `message` the client
+    // sends. True when it queued a replacement instead (a refused LISTEN or pin; only if `replaceable`, i.e. the
+    // statement relay forwards the message untouched); the caller then skips the message.
+    bool inspect_session_sql(char type, std::span<const char> message, bool replaceable);
     void server_failed(std::string_view why);
     void protocol_violation(std::string_view why);
     void send_error_and_close(std::string_view sqlstate, std::string_view message);
@@ -174,8 +187,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     session::parameter_set parameters_;             // the client's view of the tracked parameters
     cancel_registry::key cancel_key_{};
     bool cancel_registered_ = false;
-    std::optional<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
-    std::optional<auth::secret> looked_up_secret_;        // the secret auth_query found for this user
+    // Login-only state, on the heap so that a logged-in client does not carry it (idle memory per client).
+    std::unique_ptr<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
+    std::unique_ptr<auth::secret> looked_up_secret_;        // the secret auth_query found for this user
     std::shared_ptr<void> client_slot_;  // its place under max_db/max_user_client_connections, given back when freed
 
     relay_pump up_;    // client -> server
@@ -186,12 +200,22 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::uint64_t server_generation_ = 0;
     session::transaction_tracker tracker_;
     // Named prepared statements across servers (transaction pooling with max_prepared_statements > 0).
-    session::statement_relay statements_{rt_.statements()};
+    // Created at the first server assignment that relays statements (or a Parse answered without a server), so that
+    // a client that never prepares holds none of it; non-null whenever rewriting_statements_.
+    std::unique_ptr<session::statement_relay> statements_;
+    session::statement_relay& statements() {
+        if (!statements_)
+            statements_ = std::make_unique<session::statement_relay>(rt_.statements());
+        return *statements_;
+    }
     bool rewriting_statements_ = false;  // statements_ is attached to the current server
     bool up_needs_growth_ = false;       // a message that must be seen whole waits for the receive buffer to grow
     bool resume_up_ = false;             // statements_ stopped holding while the up batch was being written
     std::string rewritten_;              // bytes statements_ sends in place of (part of) a message; reused
     std::uint32_t swallow_ready_ = 0;    // ReadyForQuery of Sluice's own injected queries still to come
+    // Only for clients that changed session state (SET, pins); null for the rest.
+    std::unique_ptr<session::session_state> session_state_;
+    std::uint64_t readies_ = 0;  // ReadyForQuery received (Sluice's own included): numbers session_state_'s changes
     bool client_read_armed_ = false;
     bool server_read_armed_ = false;
     bool client_eof_ = false;

@@ -362,7 +362,8 @@ asio::awaitable<void> client_connection::run_login() {
     if (!co_await authenticate(&*entry))
         co_return;
 
-    pool_ = rt_.get_pool(*entry, database_, user_, looked_up_secret_ ? &*looked_up_secret_ : nullptr);
+    pool_ = rt_.get_pool(*entry, database_, user_, looked_up_secret_.get());
+    looked_up_secret_.reset();
     shard_ = &pool_->shard(worker_.index());
     {
         std::string refused;
@@ -428,7 +429,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
                 co_return false;
             }
             if (answer.found()) {
-                looked_up_secret_ = answer.stored;
+                looked_up_secret_ = std::make_unique<auth::secret>(answer.stored);
                 found = credential{std::move(answer.stored), std::move(answer.scram)};
             }
         }
@@ -491,7 +492,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
         protocol::write_authentication_ok(out);
         if (!co_await write_all(out))
             co_return false;
-        client_keys_ = fsm.client_keys();
+        client_keys_ = std::make_unique<auth::scram_client_keys>(fsm.client_keys());
         co_return true;
     }
 
@@ -542,8 +543,10 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
 }
 
 void client_connection::finish_login() {
-    if (client_keys_)
+    if (client_keys_) {
         pool_->remember_client_keys(*client_keys_);
+        client_keys_.reset();
+    }
     if (auto welcome = pool_->welcome()) {
         send_welcome(*welcome);
         start_relay();

@@ -105,6 +105,12 @@ void relay_pump::complete_batch() noexcept {
     injected.clear();
 }
 
+void relay_pump::release_storage() noexcept {
+    in.release();
+    std::string().swap(injected);
+    std::vector<segment>().swap(batch);
+}
+
 void client_connection::start_relay() {
     up_policy_.max_length = static_cast<std::uint32_t>(
         std::min<std::size_t>(config_->settings.max_packet_size, protocol::large_message_limit));
@@ -145,7 +151,7 @@ void client_connection::arm_client_read() {
         return;  // backpressure: the server has not taken the previous batch yet
     if (up_.in.allocated()) {
         if (up_.in.empty() && state_ != client_state::active) {
-            up_.in.release();  // an idle client holds no buffer
+            up_.release_storage();  // an idle client holds no buffer
         } else {
             if (up_.scanned == 0)
                 up_.in.compact();
@@ -230,7 +236,7 @@ bool client_connection::answer_parse_without_server() {
         return false;
     const session::statement_limits limits{static_cast<std::size_t>(config_->settings.max_prepared_statements),
                                            config_->settings.max_prepared_statement_bytes_per_client};
-    if (!statements_.prepare_without_server(pending.first(parse_size), limits))
+    if (!statements().prepare_without_server(pending.first(parse_size), limits))
         return false;
     up_.in.consume(up_.scanned + parse_size + protocol::header_size);
     up_.scanned = 0;
@@ -323,13 +329,19 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
     rewriting_statements_ =
         pool_->cfg().mode != config::pool_mode::session && config_->settings.max_prepared_statements > 0;
     if (rewriting_statements_) {
-        statements_.attach(server_->prepared_statements,
-                           {static_cast<std::size_t>(config_->settings.max_prepared_statements),
-                            config_->settings.max_prepared_statement_bytes_per_client});
+        statements().attach(server_->prepared_statements,
+                            {static_cast<std::size_t>(config_->settings.max_prepared_statements),
+                             config_->settings.max_prepared_statement_bytes_per_client});
     }
     // Make the server's session parameters match this client's before its first message.
     scratch_.clear();
-    if (session::append_parameter_sync(parameters_, server_->parameters(), scratch_)) {
+    bool sync = session::append_parameter_sync(parameters_, server_->parameters(), scratch_);
+    if (session_state_ && session_state_->append_restore(scratch_)) {
+        // The client's own SETs of other settings (session_state.hpp): reset before the server is handed on.
+        server_->session_dirty = true;
+        sync = true;
+    }
+    if (sync) {
         std::string query;
         protocol::write_query(query, scratch_);
         up_.queue_injected(query);
@@ -385,8 +397,8 @@ void client_connection::process_up() {
             std::size_t keep_from = 0;
             if (rewriting_statements_) {
                 rewritten_.clear();
-                keep_from = statements_.on_client_message(data.subspan(up_.scanned, piece.size),
-                                                          piece.kind == piece_kind::whole, rewritten_);
+                keep_from = statements_->on_client_message(data.subspan(up_.scanned, piece.size),
+                                                           piece.kind == piece_kind::whole, rewritten_);
                 up_.queue_injected(rewritten_);
                 if (keep_from == session::statement_relay::hold)
                     break;  // offered again once the server's answer to Sluice's check is in (process_down)
@@ -405,6 +417,13 @@ void client_connection::process_up() {
                     xact_start_ = now;
                 in_query_ = in_xact_ = true;
             }
+            if ((type == protocol::to_char(protocol::frontend::query) ||
+                 type == protocol::to_char(protocol::frontend::parse)) &&
+                piece.kind == piece_kind::whole &&
+                inspect_session_sql(type, data.subspan(up_.scanned, piece.size), keep_from == 0)) {
+                up_.scanned += piece.size;
+                continue;
+            }
             if (keep_from != 0) {
                 up_.queue_in(up_.scanned + keep_from, piece.size - keep_from);
                 up_.scanned += piece.size;
@@ -415,14 +434,14 @@ void client_connection::process_up() {
         up_.scanned += piece.size;
     }
     if (rewriting_statements_) {
-        const auto counts = statements_.take_counters();
+        const auto counts = statements_->take_counters();
         if (counts.server_parses != 0)
             shard_->counters.server_parse_count.add(counts.server_parses);
         if (counts.rejections != 0)
             shard_->counters.prepared_statement_rejections.add(counts.rejections);
         // Answers Sluice owes at once (a Parse the server already had, a Close): send them unless the client's
         // batch is being written, in which case process_down sends them when it is done.
-        if (statements_.has_due() && !down_.writing()) {
+        if (statements_->has_due() && !down_.writing()) {
             queue_due_answers();
             flush_down();
             if (state_ != client_state::active)
@@ -459,14 +478,72 @@ bool client_connection::wait_for_inspected_message(std::span<const char> pending
 
 void client_connection::queue_due_answers() {
     rewritten_.clear();
-    const auto ready = statements_.take_due(rewritten_);
+    const auto ready = statements_->take_due(rewritten_);
     down_.queue_injected(rewritten_);
     for (std::uint32_t i = 0; i < ready; ++i) {
         // Sluice answered a whole Query (DEALLOCATE name) itself.
-        tracker_.on_ready_for_query(statements_.last_status());
+        tracker_.on_ready_for_query(statements_->last_status());
+        ++readies_;
+        if (session_state_)
+            (void)session_state_->on_ready(readies_, statements_->last_status());
         if (in_query_)
             record_ready_for_query();
     }
+}
+
+bool client_connection::inspect_session_sql(char type, std::span<const char> message, bool replaceable) {
+    if (!config_->settings.track_session_state || pool_->cfg().mode == config::pool_mode::session)
+        return false;
+    std::string_view body(message.data() + protocol::header_size, message.size() - protocol::header_size);
+    std::string_view statement_name;
+    const bool parse = type == protocol::to_char(protocol::frontend::parse);
+    if (parse) {
+        const auto nul = body.find('\0');
+        if (nul == std::string_view::npos)
+            return false;
+        statement_name = body.substr(0, nul);
+        body.remove_prefix(nul + 1);
+    }
+    const auto sql = body.substr(0, body.find('\0'));
+    // The ReadyForQuery that ends the statement: this Query's, or the Sync after a Parse.
+    const std::uint64_t ready = readies_ + tracker_.pending_ready() + (parse ? 1 : 0);
+    const auto found = session::session_state::scan(sql, ready, session_state_);
+    if (found.server_dirty && server_)
+        server_->session_dirty = true;
+    const bool refuse_pins =
+        found.pins != 0 && config_->settings.session_state_pinning == config::session_state_pinning::refuse;
+    // A replaced named Parse would leave the statement relay believing the server holds the client's text.
+    replaceable = replaceable && (!parse || statement_name.empty() || !rewriting_statements_);
+    if ((!found.listen && !refuse_pins) || !replaceable) {
+        session::session_state::expect_pins(found.pins, found.unpins, ready, session_state_);
+        if (found.listen)
+            SLUICE_LOG(warning, log_prefix() << ": LISTEN in transaction pooling: notifications will be lost");
+        return false;
+    }
+    // Answered by the server itself, in order with everything else: an error raised by a DO block (0A000).
+    std::string text = "DO $sluice$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '";
+    if (found.listen) {
+        text.append(
+            "LISTEN is not supported in transaction pooling: notifications would be lost', HINT = 'Use a "
+            "database entry with pool_mode=session for LISTEN/NOTIFY.");
+    } else {
+        text.append(session::describe_pins(found.pins))
+            .append(
+                " not allowed in transaction pooling (session_state_pinning = refuse)', HINT = 'Use "
+                "transaction-scoped state (pg_advisory_xact_lock, ON COMMIT DROP, WITHOUT HOLD) or a database "
+                "entry with pool_mode=session.");
+    }
+    text.append("'; END$sluice$");
+    std::string replacement;
+    if (parse) {
+        protocol::write_parse(replacement, statement_name, text, {});
+    } else {
+        protocol::write_query(replacement, text);
+    }
+    up_.queue_injected(replacement);
+    SLUICE_LOG(info, log_prefix() << ": refused " << (found.listen ? "LISTEN" : session::describe_pins(found.pins))
+                                  << " in transaction pooling");
+    return true;
 }
 
 void client_connection::flush_up() {
@@ -520,8 +597,7 @@ void client_connection::flush_up() {
     }
     // Whatever is left unscanned is a partial message (process_up scans all it can before flushing): read more.
     arm_client_read();
-    arm_server_read();
-    maybe_release_server();
+    maybe_release_server();  // or arms the server's read-wait when the server stays
 }
 
 void client_connection::arm_server_read() {
@@ -563,7 +639,7 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
 void client_connection::process_down() {
     if (down_.writing() || !server_)
         return;
-    const bool was_holding = rewriting_statements_ && statements_.holding();
+    const bool was_holding = rewriting_statements_ && statements_->holding();
     const auto data = down_.in.data();
     while (down_.scanned < data.size()) {
         const auto piece = down_.splitter.next_piece(data.subspan(down_.scanned), down_policy_);
@@ -598,13 +674,13 @@ void client_connection::process_down() {
         }
         bool forward = !swallowing;
         if (rewriting_statements_ && !swallowing) {
-            if (statements_.has_due())
+            if (statements_->has_due())
                 queue_due_answers();
             const bool whole = piece.kind == piece_kind::whole;
             const auto body = data.subspan(down_.scanned + protocol::header_size,
                                            whole ? piece.header.body_size() : piece.size - protocol::header_size);
             rewritten_.clear();
-            switch (statements_.on_server_message(type, body, whole, rewritten_)) {
+            switch (statements_->on_server_message(type, body, whole, rewritten_)) {
                 case session::statement_relay::server_action::forward:
                     break;
                 case session::statement_relay::server_action::drop:
@@ -623,6 +699,16 @@ void client_connection::process_down() {
                 return;
             }
             tracker_.on_ready_for_query(static_cast<protocol::transaction_status>(body[0]));
+            ++readies_;
+            if (session_state_) {
+                const auto pins_before = session_state_->pins();
+                if (session_state_->on_ready(readies_, static_cast<protocol::transaction_status>(body[0]))) {
+                    const auto pins = session_state_->pins();
+                    SLUICE_LOG(info, log_prefix() << ": " << (pins == 0 ? "released" : "pinned to") << " server S-"
+                                                  << server_->id() << ": "
+                                                  << session::describe_pins(pins == 0 ? pins_before : pins));
+                }
+            }
             if (swallowing) {
                 --swallow_ready_;
                 // Sluice's SETs are done: take the server's spelling of the values it set (PostgreSQL sends no
@@ -652,22 +738,30 @@ void client_connection::process_down() {
             // server that the next client must not inherit: the server is reset before it is handed on.
             const auto tag = data.subspan(down_.scanned + protocol::header_size, piece.header.body_size());
             const std::string_view t(tag.data(), tag.size());
-            if (!swallowing && (t.starts_with("SET") || t.starts_with("RESET")))
+            if (!swallowing && (t.starts_with("SET") || t.starts_with("RESET"))) {
                 server_->session_dirty = true;
+                // Remembered for the client's next servers when its statement was understood (session_state.hpp).
+                if (session_state_)
+                    (void)session_state_->on_set_tag(readies_ + 1);
+            } else if (session_state_ && !swallowing && t.starts_with("ROLLBACK")) {
+                session_state_->on_rollback_tag();
+            }
         } else if (swallowing && type == protocol::to_char(protocol::backend::error_response)) {
             const auto fields = protocol::parse_error_fields(
                 data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
             SLUICE_LOG(warning, log_prefix() << ": parameter sync failed on server S-" << server_->id() << ": "
                                              << fields.sqlstate << " " << fields.message);
         }
+        if (type == protocol::to_char(protocol::backend::error_response) && session_state_ && !swallowing)
+            session_state_->on_error();
         if (forward)
             down_.queue_in(down_.scanned, piece.size);
         down_.scanned += piece.size;
     }
-    if (rewriting_statements_ && statements_.has_due())
+    if (rewriting_statements_ && statements_->has_due())
         queue_due_answers();
     flush_down();
-    if (was_holding && rewriting_statements_ && !statements_.holding() && state_ == client_state::active) {
+    if (was_holding && rewriting_statements_ && !statements_->holding() && state_ == client_state::active) {
         // The client's held message can go on now.
         if (up_.writing()) {
             resume_up_ = true;
@@ -736,21 +830,34 @@ void client_connection::flush_down() {
         shard_->counters.bytes_sent.add(down_.batch_bytes);
     down_.complete_batch();
     if (down_.in.empty() && !server_)
-        down_.in.release();
-    arm_server_read();
+        down_.release_storage();
+    // A server about to be released (its transaction is over) needs no read-wait: arming one here only to cancel it
+    // in maybe_release_server costs an epoll_ctl and a cancelled handler per transaction.
+    if (!server_release_due())
+        arm_server_read();
+}
+
+bool client_connection::server_release_due() const noexcept {
+    if (state_ != client_state::active || !server_)
+        return false;
+    if (pool_->cfg().mode == config::pool_mode::session)
+        return false;
+    if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.splitter.mid_message())
+        return false;
+    if (pinned())
+        return false;  // session state that cannot move: the server stays until it is released or the client leaves
+    if (rewriting_statements_ && !statements_->idle())
+        return false;
+    if (down_.splitter.mid_message() || down_.scanned < down_.in.size())
+        return false;
+    return true;
 }
 
 void client_connection::maybe_release_server() {
-    if (state_ != client_state::active || !server_)
+    if (!server_release_due()) {
+        arm_server_read();  // the server stays: watch it (arm_server_read checks whether a read is due)
         return;
-    if (pool_->cfg().mode == config::pool_mode::session)
-        return;
-    if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.splitter.mid_message())
-        return;
-    if (rewriting_statements_ && !statements_.idle())
-        return;
-    if (down_.splitter.mid_message() || down_.scanned < down_.in.size())
-        return;
+    }
     auto server = std::move(server_);
     detach_server_from(server);
     state_ = client_state::idle;
@@ -800,13 +907,14 @@ void client_connection::detach_server_from(const std::shared_ptr<server_connecti
         error_code ignored;
         server->socket().cancel(ignored);
         server_read_armed_ = false;
+        server->idle_wait_armed = false;  // the cancel also ended a pool idle read-wait still pending (pool.cpp)
     }
     server->client = nullptr;
     server_.reset();
     rt_.active_clients.fetch_sub(1, std::memory_order_relaxed);
     tracker_.reset();
     if (rewriting_statements_) {
-        statements_.detach();
+        statements_->detach();
         rewriting_statements_ = false;
     }
     swallow_ready_ = 0;
@@ -875,7 +983,7 @@ void client_connection::close(std::string_view why) {
         const bool nothing_outstanding = !tracker_.awaiting_results() && !tracker_.unsynced() && swallow_ready_ == 0 &&
                                          !up_.batch_pending() && !up_.splitter.mid_message() &&
                                          !down_.splitter.mid_message() && down_.scanned == down_.in.size() &&
-                                         (!rewriting_statements_ || statements_.idle());
+                                         (!rewriting_statements_ || statements_->idle());
         const auto status = tracker_.status();
         detach_server_from(server);
         auto& shard = (*shard_);
@@ -888,7 +996,10 @@ void client_connection::close(std::string_view why) {
             std::vector<std::string> sql;
             if (status != protocol::transaction_status::idle)
                 sql.emplace_back("ROLLBACK");
-            if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
+            if (pinned() && !session_mode) {
+                // Advisory locks, temporary tables, cursors, prepared statements: DISCARD ALL drops them all.
+                sql.emplace_back("DISCARD ALL");
+            } else if ((session_mode || pool_->cfg().reset_query_always) && !reset.empty()) {
                 sql.push_back(reset);
             } else if (server->session_dirty) {
                 sql.emplace_back("RESET ALL");

@@ -259,12 +259,9 @@ void pool_shard::acquire(client_connection& client) {
 std::shared_ptr<server_connection> pool_shard::take_idle_front() {
     auto server = idle_.front().shared_from_this();
     idle_.pop_front();
-    if (server->idle_wait_armed) {
-        // The idle read-wait belongs to the pool; whoever takes the server now drives its socket.
-        error_code ignored;
-        server->socket().cancel(ignored);
-        server->idle_wait_armed = false;
-    }
+    // The idle read-wait stays pending: cancelling it costs a cancelled handler per transaction, and re-arming one
+    // on an empty queue an epoll_ctl. It completes at the server's next readiness, sees the server no longer idle and
+    // only clears idle_wait_armed (arm_idle_wait); meanwhile the relay's own read-wait queues behind it for free.
     return server;
 }
 
@@ -378,18 +375,27 @@ void pool_shard::make_idle(std::shared_ptr<server_connection> server) {
     server->set_state(server_state::idle);
     idle_.push_front(*server);
     update_shared_counts();
-    arm_idle_wait(server);
+    if (!server->idle_wait_armed)
+        arm_idle_wait(server);  // else the wait of an earlier idle period is still pending: it re-arms when stale
 }
 
 void pool_shard::arm_idle_wait(const std::shared_ptr<server_connection>& server) {
     server->idle_wait_armed = true;
     server->socket().async_wait(stream_socket::wait_read,
                                 [this, server, gen = server->generation()](const error_code& ec) {
-                                    if (server->generation() != gen || server->state() != server_state::idle)
-                                        return;
-                                    server->idle_wait_armed = false;
+                                    // Whoever cancels clears idle_wait_armed (a migrated server is no longer ours).
                                     if (ec == asio::error::operation_aborted)
                                         return;
+                                    server->idle_wait_armed = false;
+                                    // Taken while the wait was pending: the relay or maintenance drives the socket.
+                                    if (server->state() != server_state::idle)
+                                        return;
+                                    if (server->generation() != gen) {
+                                        // Armed in an earlier idle period: the wake-up may have been an answer to
+                                        // the client that held the server since. Watch this idle period afresh.
+                                        arm_idle_wait(server);
+                                        return;
+                                    }
                                     // TLS: a wake-up that brings no application data (a session ticket, or a
                                     // readiness edge for bytes OpenSSL already read ahead during login) is not news.
                                     if (!ec && server->tls() && server->tls()->only_protocol_records()) {
@@ -405,6 +411,12 @@ void pool_shard::arm_idle_wait(const std::shared_ptr<server_connection>& server)
 }
 
 void pool_shard::migrate(std::shared_ptr<server_connection> server, pool_shard& to) {
+    if (server->idle_wait_armed) {
+        // The pending idle read-wait must complete (aborted) before the server belongs to another thread.
+        error_code ignored;
+        server->socket().cancel(ignored);
+        server->idle_wait_armed = false;
+    }
     unlink(*server);
     server->set_state(server_state::maintenance);
     const int fd = server->release_descriptor();
@@ -705,16 +717,17 @@ void pool_shard::tick(steady_clock::time_point now) {
         }
     }
     notify_waiters(now);
-    // Idle servers past their lifetime or idle timeout, oldest first (the back of the list).
+    // Idle servers past their lifetime or idle timeout. Every idle server is looked at: with server_lifetime_jitter
+    // the deadlines are not in the order of the list (least recently used at the back).
     const auto idle_limit = to_steady(cfg.server_idle_timeout);
-    while (!idle_.empty()) {
-        auto& oldest = idle_.back();
-        const bool expired = now >= oldest.lifetime_deadline();
-        const bool idle_too_long = cfg.server_idle_timeout.count() > 0 && now - oldest.last_used() > idle_limit &&
+    for (auto it = idle_.begin(); it != idle_.end();) {
+        auto& candidate = *it++;
+        const bool expired = now >= candidate.lifetime_deadline();
+        const bool idle_too_long = cfg.server_idle_timeout.count() > 0 && now - candidate.last_used() > idle_limit &&
                                    pool_.server_count() > cfg.min_pool_size;
         if (!expired && !idle_too_long)
-            break;
-        auto server = oldest.shared_from_this();
+            continue;
+        auto server = candidate.shared_from_this();
         if (server->idle_wait_armed) {
             error_code ignored;
             server->socket().cancel(ignored);

@@ -196,7 +196,8 @@ class pool_shard {
     using client_queue = boost::intrusive::list<client_connection, boost::intrusive::base_hook<shard_client_hook>,
                                                 boost::intrusive::constant_time_size<true>>;
 
-    // Removes the most recently used idle server from the idle list and cancels its idle read-wait.
+    // Removes the most recently used idle server from the idle list; its idle read-wait may stay pending (see
+    // arm_idle_wait), so whoever cancels the server's socket operations clears server_connection::idle_wait_armed.
     [[nodiscard]] std::shared_ptr<server_connection> take_idle_front();
     void give_to_waiter_or_idle(std::shared_ptr<server_connection> server);
     // Whether `server` must be closed instead of used now: lifetime over, settings changed, or a fair share owed.

@@ -424,8 +424,17 @@ std::string describe_pins(std::uint8_t pins) {
 
 scan_result session_state::scan(std::string_view sql, std::uint64_t ready, std::unique_ptr<session_state>& state) {
     scan_result result;
-    // Statements: the first always; the others only when there is more than a trailing ';'.
+    // Statements: with no ';' before the end (almost every query) the text is one statement, and only its first
+    // keyword is looked at; otherwise split it as the server's lexer would.
     std::size_t from = 0;
+    const auto* semicolon = static_cast<const char*>(std::memchr(sql.data(), ';', sql.size()));
+    if (semicolon == nullptr ||
+        std::all_of(semicolon + 1, sql.data() + sql.size(), [](char c) { return is_space(c); })) {
+        scan_statement(
+            sql.substr(0, semicolon == nullptr ? sql.size() : static_cast<std::size_t>(semicolon - sql.data())), ready,
+            result, state);
+        from = sql.size();
+    }
     while (from < sql.size()) {
         const auto end = statement_end(sql, from);
         if (end == std::string_view::npos) {

@@ -53,6 +53,9 @@ constexpr metric_type counter = metric_type::counter;
 constexpr std::string_view clients_help =
     "Client connections by state: active (holding a server), idle (logged in, neither holding a server nor waiting), "
     "waiting (queued for a server), active_cancel_req and waiting_cancel_req (cancel requests forwarded or queued)";
+constexpr std::string_view clients_pinned_help =
+    "Clients holding a server past transaction end in transaction pooling for session state that cannot move between "
+    "servers (session advisory locks, temporary tables, WITH HOLD cursors, SQL PREPARE)";
 constexpr std::string_view servers_help =
     "Server connections by state: active (linked to a client), idle (ready for reuse), used (needing "
     "server_check_query), tested (running a reset or check query), login (connecting or logging in), active_cancel "
@@ -69,6 +72,7 @@ const pool_series pool_table[] = {
     {"sluice_clients", clients_help, gauge, "state", "waiting", value_of<&pool_row::cl_waiting>},
     {"sluice_clients", clients_help, gauge, "state", "active_cancel_req", value_of<&pool_row::cl_active_cancel_req>},
     {"sluice_clients", clients_help, gauge, "state", "waiting_cancel_req", value_of<&pool_row::cl_waiting_cancel_req>},
+    {"sluice_clients_pinned", clients_pinned_help, gauge, "", "", value_of<&pool_row::cl_pinned>},
 
     {"sluice_servers", servers_help, gauge, "state", "active", value_of<&pool_row::sv_active>},
     {"sluice_servers", servers_help, gauge, "state", "idle", value_of<&pool_row::sv_idle>},

@@ -49,6 +49,11 @@ TEST_F(snapshot_mapping, clients_by_disjoint_state) {
     EXPECT_EQ(parsed_.families.at("sluice_clients").type, "gauge");
 }
 
+TEST_F(snapshot_mapping, clients_pinned_by_session_state) {
+    EXPECT_EQ(app("sluice_clients_pinned"), 1);
+    EXPECT_EQ(parsed_.families.at("sluice_clients_pinned").type, "gauge");
+}
+
 TEST_F(snapshot_mapping, servers_by_state) {
     EXPECT_EQ(app("sluice_servers", {{"state", "active"}}), 5);
     EXPECT_EQ(app("sluice_servers", {{"state", "idle"}}), 1);

@@ -27,6 +27,7 @@ inline snapshot sample_snapshot() {
     app.pool_mode = "transaction";
     app.cl_active = 7;  // 5 holding a server + 2 idle
     app.cl_idle = 2;
+    app.cl_pinned = 1;
     app.cl_waiting = 3;
     app.cl_active_cancel_req = 1;
     app.sv_active = 5;
