@@ -453,6 +453,8 @@ void client_connection::process_up() {
 
 bool client_connection::wait_for_inspected_message(std::span<const char> pending) {
     // A named Parse, a Describe or a Close must be seen whole, a Bind up to its statement name.
+    if (pending.size() < protocol::header_size)
+        return true;  // not even the length yet (ASan caught the read past a buffer ending mid-header)
     const std::size_t total = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
     if (pending[0] == protocol::to_char(protocol::frontend::bind)) {
         if (pending.size() >= relay_buffer_size) {
