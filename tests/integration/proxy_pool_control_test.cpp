@@ -21,18 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Logs in over a raw socket (the pooler must use auth_type = trust) and returns the ErrorResponse that refuses the
-// login, so that its SQLSTATE can be checked (libpq does not expose the SQLSTATE of a failed connection).
-refusal login_refusal(std::uint16_t port, std::string_view database = "sluice_test") {
-    auto conn = raw_connection::tcp(port);
-    std::string startup;
-    const std::vector<std::pair<std::string, std::string>> parameters = {{"user", "sluice_test"},
-                                                                         {"database", std::string(database)}};
-    protocol::write_startup_message(startup, parameters);
-    conn.send(startup);
-    return read_refusal(conn);
-}
-
 // Server connections Sluice holds to the cluster as the test role (the counting connection itself excluded).
 int test_role_backends() {
     return std::stoi(postgres().query_scalar(

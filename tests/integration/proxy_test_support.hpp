@@ -32,6 +32,7 @@
 #include "pg_cluster.hpp"
 #include "sluice/protocol/error.hpp"
 #include "sluice/protocol/frame.hpp"
+#include "sluice/protocol/writer.hpp"
 #include "sluice_process.hpp"
 
 namespace sluice::test::proxy {
@@ -359,6 +360,18 @@ struct refusal {
     }
     out.closed = conn.wait_closed(5s);
     return out;
+}
+
+// Logs in over a raw socket (the pooler must use auth_type = trust) and returns the ErrorResponse that refuses the
+// login, so that its SQLSTATE can be checked (libpq does not expose the SQLSTATE of a failed connection).
+[[nodiscard]] inline refusal login_refusal(std::uint16_t port, std::string_view database = "sluice_test") {
+    auto conn = raw_connection::tcp(port);
+    std::string startup;
+    const std::vector<std::pair<std::string, std::string>> parameters = {{"user", "sluice_test"},
+                                                                         {"database", std::string(database)}};
+    protocol::write_startup_message(startup, parameters);
+    conn.send(startup);
+    return read_refusal(conn);
 }
 
 inline void PrintTo(const refusal& r, std::ostream* os) {

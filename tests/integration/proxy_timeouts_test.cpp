@@ -18,18 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Logs in over a raw socket (the pooler must use auth_type = trust) and returns the ErrorResponse that refuses the
-// login, so that its SQLSTATE can be checked (libpq does not expose the SQLSTATE of a failed connection).
-refusal login_refusal(std::uint16_t port, std::string_view database = "sluice_test") {
-    auto conn = raw_connection::tcp(port);
-    std::string startup;
-    const std::vector<std::pair<std::string, std::string>> parameters = {{"user", "sluice_test"},
-                                                                         {"database", std::string(database)}};
-    protocol::write_startup_message(startup, parameters);
-    conn.send(startup);
-    return read_refusal(conn);
-}
-
 // Waits, without sending anything (which would count as activity), until Sluice closes the connection; returns what
 // libpq read before the close. libpq hands an ErrorResponse that arrives while idle to the notice receiver.
 std::string wait_for_close(PGconn* conn) {
