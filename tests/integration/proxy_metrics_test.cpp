@@ -253,6 +253,15 @@ TEST_F(proxy_metrics, exhausted_pool_moves_the_saturation_metrics_and_agrees_wit
               held_servers + waiters);
 }
 
+TEST_F(proxy_metrics, a_client_with_listen_channels_is_counted_while_it_listens) {
+    auto listener = connect_or_throw(sluice_.conninfo());
+    EXPECT_EQ(metrics().pool("sluice_clients_listening"), 0);
+    run(listener.get(), "LISTEN sluice_metrics_channel");
+    EXPECT_EQ(metrics().pool("sluice_clients_listening"), 1);
+    run(listener.get(), "UNLISTEN *");
+    EXPECT_EQ(metrics().pool("sluice_clients_listening"), 0);
+}
+
 TEST_F(proxy_metrics, a_live_scrape_under_load_passes_promtool_check_metrics) {
     const char* candidates[] = {"/usr/bin/promtool", "/usr/local/bin/promtool"};
     std::string promtool;

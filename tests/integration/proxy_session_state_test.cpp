@@ -257,13 +257,5 @@ TEST(proxy_session_state_refuse, pinning_state_is_refused_with_0a000_when_config
     EXPECT_EQ(scalar(a.get(), "SELECT 6 * 7"), "42");
 }
 
-TEST_F(proxy_session_state, listen_is_refused_with_a_hint_instead_of_losing_notifications) {
-    auto a = connect_or_throw(sluice_.conninfo());
-    const auto f = fail(a.get(), "LISTEN sluice_channel");
-    EXPECT_EQ(f.sqlstate, "0A000");
-    EXPECT_NE(f.hint.find("pool_mode=session"), std::string::npos) << f.hint;
-    EXPECT_EQ(scalar(a.get(), "SELECT 1"), "1");
-}
-
 }  // namespace
 }  // namespace sluice::test::proxy

@@ -129,6 +129,9 @@ struct tls_protocols {
       enumeration(), reload, sluice,                                                                                   \
       "Transaction pooling with state that cannot move between servers (session advisory locks, temporary tables, "   \
       "WITH HOLD cursors, SQL PREPARE): pin keeps the client on its server, refuse answers 0A000")                    \
+    X(listen_relay, bool, true, boolean(), reload, sluice,                                                             \
+      "Transaction pooling: deliver the notifications of a client's LISTEN through a server connection of Sluice's "   \
+      "own while the client holds no server; off answers LISTEN with 0A000")                                          \
     X(scram_iterations, int, 4096, integer(1, INT32_MAX), reload, pgbouncer,                                           \
       "PBKDF2 iterations when Sluice derives a SCRAM secret from a plain-text password")                               \
     /* Authentication */                                                                                               \

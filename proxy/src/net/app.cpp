@@ -11,7 +11,9 @@
 #include <sstream>
 
 #include "auth/userlist.hpp"
+#include "net/listen_relay.hpp"
 #include "net/listener.hpp"
+#include "net/pool.hpp"
 #include "net/runtime.hpp"
 #include "net/worker.hpp"
 #include "util/log.hpp"
@@ -232,6 +234,10 @@ int app::run() {
         }
         for (auto& f : done)
             f.wait_for(std::chrono::seconds(1));
+    }
+    for (const auto& p : rt.pools_snapshot()) {
+        if (auto relay = p->existing_listen_relay())
+            relay->stop();
     }
     if (stopping_hook_)
         stopping_hook_();

@@ -92,6 +92,11 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     [[nodiscard]] bool wait_notified() const noexcept { return wait_notice_for_ == wait_started_; }
     // KILL / DISABLE: tells the client `sqlstate` `message` (FATAL) and closes it, whatever its state.
     void kill(std::string_view sqlstate, std::string_view message);
+    // A NotificationResponse (whole message) for a channel this client LISTENs on, from its pool's listen_relay. Sent
+    // at once unless the client is inside a transaction, then after it, as PostgreSQL does.
+    void deliver_notification(std::string_view message);
+    // The listen_relay now listens on every channel this client committed: its held ReadyForQuery can go.
+    void on_listen_confirmed();
     // SIGTERM drain: true once this client has had its last transaction (see runtime::drain_started_ticks).
     [[nodiscard]] bool drain_done(steady_clock::time_point now) const noexcept;
 
@@ -108,6 +113,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     [[nodiscard]] steady_clock::time_point transaction_start() const noexcept { return xact_start_; }
     // Holds its server past transaction end for state that cannot move (session_state.hpp).
     [[nodiscard]] bool pinned() const noexcept { return session_state_ && session_state_->pins() != 0; }
+    // Has LISTEN channels the pool's listen relay serves.
+    [[nodiscard]] bool listening() const noexcept {
+        return listen_ && listen_->relay && session_state_ && !session_state_->channels().empty();
+    }
     [[nodiscard]] bool idle_in_transaction() const noexcept {
         return server_ && !tracker_.awaiting_results() && tracker_.status() != protocol::transaction_status::idle;
     }
@@ -163,6 +172,11 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // sends. True when it queued a replacement instead (a refused LISTEN or pin; only if `replaceable`, i.e. the
     // statement relay forwards the message untouched); the caller then skips the message.
     bool inspect_session_sql(char type, std::span<const char> message, bool replaceable);
+    // The client's committed LISTEN channels changed (session_state::channels()): tell the pool's listen_relay.
+    // False when the relay is not listening on all of them yet: the client's ReadyForQuery must wait.
+    bool sync_listen_channels();
+    // Sends the notifications waiting for this client if it is between transactions and its batch is free.
+    void flush_notifications();
     void server_failed(std::string_view why);
     void protocol_violation(std::string_view why);
     void send_error_and_close(std::string_view sqlstate, std::string_view message);
@@ -215,6 +229,17 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::uint32_t swallow_ready_ = 0;    // ReadyForQuery of Sluice's own injected queries still to come
     // Only for clients that changed session state (SET, pins); null for the rest.
     std::unique_ptr<session::session_state> session_state_;
+    // LISTEN under transaction pooling (listen_relay.hpp); null for clients that never sent LISTEN.
+    struct listen_state {
+        std::shared_ptr<listen_relay> relay;  // set once the client has channels
+        std::string pending;                  // notifications waiting for the client's transaction to end
+        // The ReadyForQuery that committed new channels waits (unscanned, already accounted for) in down_.in until
+        // the relay listens on them.
+        bool holding_ready = false;
+        bool ready_accounted = false;
+        bool held_forward = false;  // whether the held ReadyForQuery goes to the client (not Sluice's own)
+    };
+    std::unique_ptr<listen_state> listen_;
     std::uint64_t readies_ = 0;  // ReadyForQuery received (Sluice's own included): numbers session_state_'s changes
     bool client_read_armed_ = false;
     bool server_read_armed_ = false;

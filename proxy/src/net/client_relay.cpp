@@ -4,6 +4,7 @@
 #include <span>
 
 #include "net/client_connection.hpp"
+#include "net/listen_relay.hpp"
 #include "sluice/protocol/error.hpp"
 #include "sluice/protocol/message_types.hpp"
 #include "sluice/protocol/reader.hpp"
@@ -120,6 +121,8 @@ void client_connection::start_relay() {
     down_policy_.set_inspect(protocol::to_char(protocol::backend::ready_for_query));
     down_policy_.set_inspect(protocol::to_char(protocol::backend::parameter_status));
     down_policy_.set_inspect(protocol::to_char(protocol::backend::command_complete));
+    // Whole, so that a listener's relay can drop those its own server sends (listen_relay delivers them).
+    down_policy_.set_inspect(protocol::to_char(protocol::backend::notification_response));
     state_ = client_state::idle;
     flush_down();  // the welcome
     if (state_ != client_state::idle)
@@ -514,20 +517,38 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
         server_->session_dirty = true;
     const bool refuse_pins =
         found.pins != 0 && config_->settings.session_state_pinning == config::session_state_pinning::refuse;
+    const bool relay_listen = config_->settings.listen_relay;
+    const bool refuse_listen = found.listen && (!relay_listen || !found.listen_refusal.empty());
     // A replaced named Parse would leave the statement relay believing the server holds the client's text.
     replaceable = replaceable && (!parse || statement_name.empty() || !rewriting_statements_);
-    if ((!found.listen && !refuse_pins) || !replaceable) {
+    if ((!refuse_listen && !refuse_pins) || !replaceable) {
         session::session_state::expect_pins(found.pins, found.unpins, ready, session_state_);
-        if (found.listen)
+        if (found.listen && !refuse_listen) {
+            // The relay starts listening now, so that it is in place before the client's own LISTEN commits.
+            if (!listen_)
+                listen_ = std::make_unique<listen_state>();
+            if (!found.listen_channels.empty()) {
+                if (!listen_->relay)
+                    listen_->relay = pool_->listen_relay_instance();
+                listen_->relay->anticipate(found.listen_channels);
+            }
+        } else if (found.listen) {
             SLUICE_LOG(warning, log_prefix() << ": LISTEN in transaction pooling: notifications will be lost");
+        }
         return false;
     }
     // Answered by the server itself, in order with everything else: an error raised by a DO block (0A000).
     std::string text = "DO $sluice$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '";
-    if (found.listen) {
+    if (refuse_listen && !relay_listen) {
         text.append(
-            "LISTEN is not supported in transaction pooling: notifications would be lost', HINT = 'Use a "
-            "database entry with pool_mode=session for LISTEN/NOTIFY.");
+            "LISTEN is not supported in transaction pooling with listen_relay = 0: notifications would be lost', "
+            "HINT = 'Set listen_relay = 1, or use a database entry with pool_mode=session for LISTEN/NOTIFY.");
+    } else if (refuse_listen) {
+        text.append("LISTEN/UNLISTEN refused in transaction pooling: ")
+            .append(found.listen_refusal)
+            .append("', HINT = 'Use a plain or double-quoted channel name, at most ")
+            .append(std::to_string(session::session_state::max_channels))
+            .append(" channels per client, or a database entry with pool_mode=session.");
     } else {
         text.append(session::describe_pins(found.pins))
             .append(
@@ -543,9 +564,61 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
         protocol::write_query(replacement, text);
     }
     up_.queue_injected(replacement);
-    SLUICE_LOG(info, log_prefix() << ": refused " << (found.listen ? "LISTEN" : session::describe_pins(found.pins))
+    SLUICE_LOG(info, log_prefix() << ": refused " << (refuse_listen ? "LISTEN" : session::describe_pins(found.pins))
                                   << " in transaction pooling");
     return true;
+}
+
+bool client_connection::sync_listen_channels() {
+    if (!config_->settings.listen_relay || pool_->cfg().mode == config::pool_mode::session)
+        return true;
+    if (!listen_)
+        listen_ = std::make_unique<listen_state>();
+    if (!listen_->relay)
+        listen_->relay = pool_->listen_relay_instance();
+    SLUICE_LOG(debug, log_prefix() << ": listening on " << session_state_->channels().size() << " channel(s)");
+    return listen_->relay->set_channels(shared_from_this(), worker_, session_state_->channels());
+}
+
+void client_connection::on_listen_confirmed() {
+    if (state_ == client_state::closed || !listen_ || !listen_->holding_ready)
+        return;
+    listen_->holding_ready = false;
+    process_down();
+}
+
+void client_connection::deliver_notification(std::string_view message) {
+    if (state_ == client_state::closed || state_ == client_state::login || !listen_)
+        return;
+    // A client that does not read its socket must not make Sluice hold its notifications without bound.
+    constexpr std::size_t max_pending_notification_bytes = std::size_t{1} << 20;
+    if (listen_->pending.size() + message.size() > max_pending_notification_bytes) {
+        SLUICE_LOG(warning, log_prefix() << ": over " << max_pending_notification_bytes
+                                         << " bytes of notifications waiting; disconnecting");
+        kill(protocol::sqlstate::program_limit_exceeded,
+             "too many notifications waiting for this client (it is not reading them)");
+        return;
+    }
+    listen_->pending.append(message);
+    flush_notifications();
+}
+
+void client_connection::flush_notifications() {
+    if (listen_->pending.empty() || down_.writing() || listen_->holding_ready)
+        return;
+    if (state_ != client_state::idle && state_ != client_state::waiting && state_ != client_state::active)
+        return;
+    // PostgreSQL sends notifications between transactions: a client inside one (or mid-answer) gets them after it.
+    if (server_ && (!tracker_.idle() || swallow_ready_ != 0 || down_.splitter.mid_message() ||
+                    down_.scanned < down_.in.size() || down_.batch_pending()))
+        return;
+    down_.queue_injected(listen_->pending);
+    if (listen_->pending.capacity() > 4096) {
+        std::string().swap(listen_->pending);
+    } else {
+        listen_->pending.clear();
+    }
+    flush_down();
 }
 
 void client_connection::flush_up() {
@@ -639,7 +712,7 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
 }
 
 void client_connection::process_down() {
-    if (down_.writing() || !server_)
+    if (down_.writing() || !server_ || (listen_ && listen_->holding_ready))
         return;
     const bool was_holding = rewriting_statements_ && statements_->holding();
     const auto data = down_.in.data();
@@ -673,6 +746,14 @@ void client_connection::process_down() {
         if (!protocol::is_backend_type(type)) {
             server_failed("invalid message type from server");
             return;
+        }
+        if (listen_ && listen_->ready_accounted && type == protocol::to_char(protocol::backend::ready_for_query)) {
+            // The ReadyForQuery held for the listen_relay (below), already accounted for: pass it on now.
+            listen_->ready_accounted = false;
+            if (listen_->held_forward)
+                down_.queue_in(down_.scanned, piece.size);
+            down_.scanned += piece.size;
+            continue;
         }
         bool forward = !swallowing;
         if (rewriting_statements_ && !swallowing) {
@@ -709,6 +790,15 @@ void client_connection::process_down() {
                     SLUICE_LOG(info, log_prefix() << ": " << (pins == 0 ? "released" : "pinned to") << " server S-"
                                                   << server_->id() << ": "
                                                   << session::describe_pins(pins == 0 ? pins_before : pins));
+                }
+                if (!swallowing && session_state_->take_channels_changed() && !sync_listen_channels()) {
+                    // Hold this ReadyForQuery (and all after it) until the relay listens on the new channels.
+                    listen_->holding_ready = true;
+                    listen_->ready_accounted = true;
+                    listen_->held_forward = forward;
+                    if (in_query_)
+                        record_ready_for_query();
+                    break;
                 }
             }
             if (swallowing) {
@@ -747,7 +837,13 @@ void client_connection::process_down() {
                     (void)session_state_->on_set_tag(readies_ + 1);
             } else if (session_state_ && !swallowing && t.starts_with("ROLLBACK")) {
                 session_state_->on_rollback_tag();
+            } else if (!swallowing && (t.starts_with("LISTEN") || t.starts_with("UNLISTEN"))) {
+                server_->listening = true;  // UNLISTEN * before the next client
+                if (session_state_)
+                    (void)session_state_->on_set_tag(readies_ + 1);
             }
+        } else if (type == protocol::to_char(protocol::backend::notification_response) && listen_) {
+            forward = false;  // listen_relay delivers it, exactly once
         } else if (swallowing && type == protocol::to_char(protocol::backend::error_response)) {
             const auto fields = protocol::parse_error_fields(
                 data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
@@ -831,6 +927,10 @@ void client_connection::flush_down() {
     if (shard_)
         shard_->counters.bytes_sent.add(down_.batch_bytes);
     down_.complete_batch();
+    if (listen_ && !listen_->pending.empty() && !server_) {
+        flush_notifications();  // those that came while the batch was being written
+        return;
+    }
     if (down_.in.empty() && !server_)
         down_.release_storage();
     // A server about to be released (its transaction is over) needs no read-wait: arming one here only to cancel it
@@ -856,6 +956,10 @@ bool client_connection::server_release_due() const noexcept {
 }
 
 void client_connection::maybe_release_server() {
+    if (listen_ && !listen_->pending.empty())
+        flush_notifications();
+    if (state_ != client_state::active)
+        return;
     if (!server_release_due()) {
         arm_server_read();  // the server stays: watch it (arm_server_read checks whether a read is due)
         return;
@@ -863,12 +967,15 @@ void client_connection::maybe_release_server() {
     auto server = std::move(server_);
     detach_server_from(server);
     state_ = client_state::idle;
-    if (server->session_dirty || server->prepared_statements.state_unknown) {
+    if (server->session_dirty || server->listening || server->prepared_statements.state_unknown) {
         std::vector<std::string> reset;
         if (server->session_dirty)
             reset.emplace_back("RESET ALL");
+        if (server->listening)
+            reset.emplace_back("UNLISTEN *");
         add_statement_reset(*server, reset);
         server->session_dirty = false;
+        server->listening = false;
         (*shard_).release_after(std::move(server), std::move(reset));
     } else {
         (*shard_).release(std::move(server));
@@ -1006,7 +1113,10 @@ void client_connection::close(std::string_view why) {
             } else if (server->session_dirty) {
                 sql.emplace_back("RESET ALL");
             }
+            if (server->listening)
+                sql.emplace_back("UNLISTEN *");
             server->session_dirty = false;
+            server->listening = false;
             add_statement_reset(*server, sql);
             if (sql.empty()) {
                 shard.release(std::move(server));
@@ -1015,6 +1125,8 @@ void client_connection::close(std::string_view why) {
             }
         }
     }
+    if (listen_ && listen_->relay)
+        listen_->relay->forget(this);
     if (cancel_registered_) {
         rt_.cancels().remove(cancel_key_);
         cancel_registered_ = false;

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "net/client_connection.hpp"
+#include "net/listen_relay.hpp"
 #include "net/runtime.hpp"
 #include "net/worker.hpp"
 #include "sluice/protocol/error.hpp"
@@ -960,6 +961,18 @@ void pool::remember_derived_keys(const auth::scram_derived_keys& keys) {
 std::optional<auth::scram_derived_keys> pool::derived_keys() const {
     std::lock_guard lock(mutex_);
     return derived_keys_;
+}
+
+std::shared_ptr<listen_relay> pool::listen_relay_instance() {
+    std::lock_guard lock(mutex_);
+    if (!listen_relay_)
+        listen_relay_ = std::make_shared<listen_relay>(weak_from_this(), rt_.worker_at(0));
+    return listen_relay_;
+}
+
+std::shared_ptr<listen_relay> pool::existing_listen_relay() const {
+    std::lock_guard lock(mutex_);
+    return listen_relay_;
 }
 
 pool_shard* pool::longest_waiting_shard(const pool_shard* except) noexcept {

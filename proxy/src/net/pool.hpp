@@ -38,6 +38,7 @@ namespace sluice::net {
 class runtime;
 class worker;
 class client_connection;
+class listen_relay;
 
 // Everything a pool needs, resolved once from the database entry, the settings and the auth file.
 struct pool_config {
@@ -299,6 +300,11 @@ class pool : public std::enable_shared_from_this<pool> {
     void remember_derived_keys(const auth::scram_derived_keys& keys);
     [[nodiscard]] std::optional<auth::scram_derived_keys> derived_keys() const;
 
+    // LISTEN/NOTIFY under transaction pooling (listen_relay.hpp), created at first use. Any thread.
+    [[nodiscard]] std::shared_ptr<listen_relay> listen_relay_instance();
+    // The relay if one was created (for shutdown and metrics), else null. Any thread.
+    [[nodiscard]] std::shared_ptr<listen_relay> existing_listen_relay() const;
+
     // The shard whose head waiter has waited longest, other than `except`; nullptr when no other shard has waiters.
     [[nodiscard]] pool_shard* longest_waiting_shard(const pool_shard* except) noexcept;
     // A shard other than `except` with idle servers, or nullptr.
@@ -322,6 +328,7 @@ class pool : public std::enable_shared_from_this<pool> {
     std::optional<auth::scram_client_keys> client_keys_;
     std::optional<auth::scram_derived_keys> derived_keys_;
     std::string last_login_error_;
+    std::shared_ptr<listen_relay> listen_relay_;
 };
 
 }  // namespace sluice::net

@@ -131,6 +131,8 @@ void runtime::async_snapshot(worker& requester, std::function<void(std::shared_p
                 }
                 if (c.pinned())
                     ++row.cl_pinned;
+                if (c.listening())
+                    ++row.cl_listening;
                 if (c.in_transaction()) {
                     const auto age = std::chrono::duration_cast<std::chrono::microseconds>(now - c.transaction_start());
                     row.oldest_xact_us = std::max<std::int64_t>(row.oldest_xact_us, age.count());

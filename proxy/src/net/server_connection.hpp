@@ -79,6 +79,12 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     // results. Precondition: no client attached; the server's read-wait is not armed.
     [[nodiscard]] asio::awaitable<server_error> async_run_query(const std::string& sql);
 
+    // Reads one whole message (type, and its body into message()); false on EOF/error/oversize. For a server no client
+    // drives (maintenance, the LISTEN relay).
+    [[nodiscard]] asio::awaitable<bool> async_read_message(char& type);
+    [[nodiscard]] const std::string& message() const noexcept { return message_; }
+    [[nodiscard]] asio::awaitable<bool> async_write_all(const std::string& bytes);
+
     std::uint64_t id() const noexcept { return id_; }
     pool& owner() noexcept { return *pool_; }
     const std::shared_ptr<pool>& owner_ptr() const noexcept { return pool_; }
@@ -121,6 +127,7 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     client_connection* client = nullptr;  // attached client, when active
     bool idle_wait_armed = false;         // the pool's idle read-wait is pending
     bool session_dirty = false;           // a client ran SET/RESET: reset before the next client
+    bool listening = false;               // a client ran LISTEN: UNLISTEN * before the next client
     // Named prepared statements this server holds (transaction pooling; session/statement_relay.hpp).
     session::server_statement_cache prepared_statements;
     int cancels_in_flight = 0;            // CancelRequests sent for this backend and not yet taken by PostgreSQL
@@ -132,9 +139,6 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     // SSLRequest and handshake per server_tls_sslmode (TCP only); leaves tls_ null for plaintext.
     [[nodiscard]] asio::awaitable<server_error> async_start_tls();
     [[nodiscard]] asio::awaitable<server_error> async_login();
-    // Reads one whole message into message_ (type + body); false on EOF/error/oversize.
-    [[nodiscard]] asio::awaitable<bool> async_read_message(char& type);
-    [[nodiscard]] asio::awaitable<bool> async_write_all(const std::string& bytes);
 
     std::shared_ptr<pool> pool_;
     pool_shard* shard_;

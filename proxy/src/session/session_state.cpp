@@ -304,6 +304,35 @@ change scan_reset(cursor& c) {
     return out;
 }
 
+// LISTEN channel / UNLISTEN {channel | *} (sql-listen.html, sql-unlisten.html). `c` is past the keyword.
+template <class Record>
+void scan_listen(cursor& c, bool listen, Record& record, scan_result& result,
+                 const std::unique_ptr<session_state>& state) {
+    change ch;
+    ch.expects_tag = true;  // "LISTEN" / "UNLISTEN"
+    result.listen = true;
+    if (!listen && c.punct('*') && c.at_end()) {
+        ch.what = change::op::unlisten_all;
+        record(std::move(ch));
+        return;
+    }
+    c.skip_space();
+    auto name = channel_name(trim(c.s.substr(c.i)));
+    if (!name) {
+        result.listen_refusal = "Sluice cannot read this channel name";
+        return;
+    }
+    if (listen && state && state->channels().size() >= session_state::max_channels) {
+        result.listen_refusal = "too many channels for one client";
+        return;
+    }
+    ch.what = listen ? change::op::listen : change::op::unlisten;
+    if (listen)
+        result.listen_channels.push_back(*name);
+    ch.name = std::move(*name);
+    record(std::move(ch));
+}
+
 // One statement: its setting change (recorded) and pins (into `result`).
 void scan_statement(std::string_view text, std::uint64_t ready, scan_result& result,
                     std::unique_ptr<session_state>& state) {
@@ -373,7 +402,11 @@ void scan_statement(std::string_view text, std::uint64_t ready, scan_result& res
             return;
         case 'l':
             if (c.keyword("listen"))
-                result.listen = true;
+                scan_listen(c, /*listen=*/true, record, result, state);
+            return;
+        case 'u':
+            if (c.keyword("unlisten"))
+                scan_listen(c, /*listen=*/false, record, result, state);
             return;
         default:
             return;
@@ -405,6 +438,46 @@ void scan_set_config(std::string_view text, std::size_t at, std::uint64_t ready,
 }
 
 }  // namespace
+
+std::optional<std::string> channel_name(std::string_view identifier) {
+    std::string out;
+    if (!identifier.empty() && identifier.front() == '"') {
+        std::size_t i = 1;
+        bool closed = false;
+        while (i < identifier.size()) {
+            if (identifier[i] == '"') {
+                if (i + 1 < identifier.size() && identifier[i + 1] == '"') {
+                    out.push_back('"');
+                    i += 2;
+                    continue;
+                }
+                closed = true;
+                ++i;
+                break;
+            }
+            out.push_back(identifier[i++]);
+        }
+        if (!closed || i != identifier.size() || out.empty())
+            return std::nullopt;  // unterminated, empty (""), or text after the closing quote
+    } else {
+        // PostgreSQL folds ASCII letters only (downcase_identifier); other bytes of a UTF-8 name stay.
+        for (const char ch : identifier) {
+            if (!is_word_char(ch) && ch != '$')
+                return std::nullopt;
+            out.push_back(lower(ch));
+        }
+        if (out.empty() || is_digit(out.front()) || out.front() == '$')
+            return std::nullopt;
+    }
+    constexpr std::size_t max_identifier_bytes = 63;  // NAMEDATALEN - 1: longer names are truncated
+    if (out.size() > max_identifier_bytes) {
+        std::size_t cut = max_identifier_bytes;
+        while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80)
+            --cut;
+        out.resize(cut);
+    }
+    return out;
+}
 
 std::string describe_pins(std::uint8_t pins) {
     std::string out;
@@ -563,6 +636,28 @@ void session_state::apply(const change& c) {
         case change::op::discard_all:
             values_.clear();
             pins_ = 0;
+            channels_changed_ = channels_changed_ || !channels_.empty();
+            channels_.clear();
+            return;
+        case change::op::listen: {
+            const auto at = std::lower_bound(channels_.begin(), channels_.end(), c.name);
+            if ((at == channels_.end() || *at != c.name) && channels_.size() < max_channels) {
+                channels_.insert(at, c.name);
+                channels_changed_ = true;
+            }
+            return;
+        }
+        case change::op::unlisten: {
+            const auto at = std::lower_bound(channels_.begin(), channels_.end(), c.name);
+            if (at != channels_.end() && *at == c.name) {
+                channels_.erase(at);
+                channels_changed_ = true;
+            }
+            return;
+        }
+        case change::op::unlisten_all:
+            channels_changed_ = channels_changed_ || !channels_.empty();
+            channels_.clear();
             return;
         default:
             return;

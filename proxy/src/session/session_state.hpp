@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sluice/protocol/message_types.hpp"
@@ -41,17 +42,27 @@ enum pin_kind : std::uint8_t {
 
 // What scanning one SQL text found that the relay acts on.
 struct scan_result {
-    std::uint8_t pins = 0;      // pin kinds its statements take
-    std::uint8_t unpins = 0;    // pin kinds its statements release entirely
-    bool listen = false;        // a LISTEN (transaction pooling cannot deliver its notifications)
+    std::uint8_t pins = 0;    // pin kinds its statements take
+    std::uint8_t unpins = 0;  // pin kinds its statements release entirely
+    bool listen = false;      // a LISTEN or UNLISTEN (recorded as a change: the relay delivers notifications)
+    // Why a LISTEN or UNLISTEN must be refused (a channel Sluice cannot read, such as U&"...", or too many channels);
+    // empty when none is.
+    std::string_view listen_refusal;
     bool server_dirty = false;  // changes settings without a SET tag (set_config): reset the server before reuse
+    // Channels its LISTENs name, so that the relay can start listening before the client's own LISTEN commits.
+    std::vector<std::string> listen_channels;
 };
+
+// PostgreSQL's form of a LISTEN/UNLISTEN channel name: `identifier` folded to lower case unless double-quoted, and
+// cut to 63 bytes (NAMEDATALEN - 1) on a UTF-8 character boundary. nullopt when it is not a plain or quoted name.
+[[nodiscard]] std::optional<std::string> channel_name(std::string_view identifier);
 
 class session_state {
   public:
     static constexpr std::size_t max_values = 64;         // settings remembered per client
     static constexpr std::size_t max_value_bytes = 4096;  // longest value remembered
     static constexpr std::size_t max_pending = 256;       // changes awaiting their ReadyForQuery
+    static constexpr std::size_t max_channels = 1024;     // LISTEN channels per client
 
     // Scans the SQL text of one Query or Parse. Setting changes are recorded in `state` (allocated on the first one)
     // as pending until ReadyForQuery number `ready`. `sql` need not be NUL-terminated.
@@ -70,6 +81,11 @@ class session_state {
     // ReadyForQuery number `ready` with `status`. Returns true when the pins changed.
     bool on_ready(std::uint64_t ready, protocol::transaction_status status);
 
+    // The channels the client listens on (committed LISTENs minus UNLISTENs), sorted.
+    [[nodiscard]] const std::vector<std::string>& channels() const noexcept { return channels_; }
+    // True once after on_ready committed a change to channels().
+    [[nodiscard]] bool take_channels_changed() noexcept { return std::exchange(channels_changed_, false); }
+
     // Appends the statements that give a reset server this client's settings. Returns true if it appended any.
     bool append_restore(std::string& sql) const;
     [[nodiscard]] bool has_values() const noexcept { return !values_.empty(); }
@@ -79,7 +95,19 @@ class session_state {
 
     // Internal: a change a statement makes once confirmed (public for the scanner in session_state.cpp).
     struct change {
-        enum class op : std::uint8_t { none, set_sql, set_string, reset, reset_all, discard_all, pin, unpin };
+        enum class op : std::uint8_t {
+            none,
+            set_sql,
+            set_string,
+            reset,
+            reset_all,
+            discard_all,
+            pin,
+            unpin,
+            listen,        // name: the channel
+            unlisten,      // name: the channel
+            unlisten_all,  // UNLISTEN *
+        };
         op what = op::none;
         std::uint8_t pins = 0;
         bool expects_tag = false;  // a SET or RESET, answered by CommandComplete "SET"/"RESET"
@@ -101,8 +129,10 @@ class session_state {
     std::vector<change> pending_;
     std::vector<change> uncommitted_;
     std::vector<setting> values_;
+    std::vector<std::string> channels_;
     std::uint8_t pins_ = 0;
     bool error_ = false;
+    bool channels_changed_ = false;
 };
 
 }  // namespace sluice::session

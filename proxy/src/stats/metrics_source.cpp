@@ -56,6 +56,8 @@ constexpr std::string_view clients_help =
 constexpr std::string_view clients_pinned_help =
     "Clients holding a server past transaction end in transaction pooling for session state that cannot move between "
     "servers (session advisory locks, temporary tables, WITH HOLD cursors, SQL PREPARE)";
+constexpr std::string_view clients_listening_help =
+    "Clients with LISTEN channels in transaction pooling, whose notifications the pool's listen relay delivers";
 constexpr std::string_view servers_help =
     "Server connections by state: active (linked to a client), idle (ready for reuse), used (needing "
     "server_check_query), tested (running a reset or check query), login (connecting or logging in), active_cancel "
@@ -73,6 +75,7 @@ const pool_series pool_table[] = {
     {"sluice_clients", clients_help, gauge, "state", "active_cancel_req", value_of<&pool_row::cl_active_cancel_req>},
     {"sluice_clients", clients_help, gauge, "state", "waiting_cancel_req", value_of<&pool_row::cl_waiting_cancel_req>},
     {"sluice_clients_pinned", clients_pinned_help, gauge, "", "", value_of<&pool_row::cl_pinned>},
+    {"sluice_clients_listening", clients_listening_help, gauge, "", "", value_of<&pool_row::cl_listening>},
 
     {"sluice_servers", servers_help, gauge, "state", "active", value_of<&pool_row::sv_active>},
     {"sluice_servers", servers_help, gauge, "state", "idle", value_of<&pool_row::sv_idle>},

@@ -18,6 +18,7 @@ void merge_pool_row(pool_row& into, const pool_row& from) {
     into.cl_waiting += from.cl_waiting;
     into.cl_idle += from.cl_idle;
     into.cl_pinned += from.cl_pinned;
+    into.cl_listening += from.cl_listening;
     into.cl_active_cancel_req += from.cl_active_cancel_req;
     into.cl_waiting_cancel_req += from.cl_waiting_cancel_req;
     into.sv_active += from.sv_active;

@@ -38,7 +38,8 @@ struct pool_row {
     int cl_idle = 0;     // logged in, not holding a server, not waiting (Sluice's own split of cl_active)
     int cl_active_cancel_req = 0;
     int cl_waiting_cancel_req = 0;
-    int cl_pinned = 0;  // holding a server past transaction end for session state (session_state.hpp)
+    int cl_pinned = 0;     // holding a server past transaction end for session state (session_state.hpp)
+    int cl_listening = 0;  // with LISTEN channels served by the pool's listen relay (net/listen_relay.hpp)
     // Servers
     int sv_active = 0;  // attached to a client
     int sv_active_cancel = 0;

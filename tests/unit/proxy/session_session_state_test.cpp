@@ -113,9 +113,61 @@ TEST(session_state, pins_and_releases) {
     EXPECT_EQ(d.state->pins(), pin_temp_table);
     d.query("DISCARD ALL", 0);
     EXPECT_EQ(d.state->pins(), 0);
-    EXPECT_TRUE(d.query("LISTEN x", 0).listen);
+    EXPECT_TRUE(d.query("LISTEN x", 1).listen);
+    EXPECT_EQ(d.state->pins(), 0) << "LISTEN does not pin: the relay delivers its notifications";
     EXPECT_EQ(d.query("PREPARE TRANSACTION 'x'", 0).pins, 0);
     EXPECT_EQ(d.query("DECLARE c CURSOR FOR SELECT 1", 0).pins, 0);
+}
+
+TEST(session_state, channel_names_follow_postgresql) {
+    EXPECT_EQ(channel_name("Orders"), "orders");
+    EXPECT_EQ(channel_name("\"Orders\""), "Orders");
+    EXPECT_EQ(channel_name("\"a \"\"quoted\"\" name\""), "a \"quoted\" name");
+    EXPECT_EQ(channel_name("caf\xc3\xa9_$1"), "caf\xc3\xa9_$1");
+    EXPECT_EQ(channel_name(std::string(70, 'x')), std::string(63, 'x')) << "NAMEDATALEN - 1";
+    // 62 ASCII bytes then a 2-byte character: cut before the character, not inside it.
+    EXPECT_EQ(channel_name(std::string(62, 'x') + "\xc3\xa9yz"), std::string(62, 'x'));
+    for (std::string_view bad : {"", "\"\"", "\"open", "\"a\"b", "1abc", "a b", "U&\"d\\0061\"", "a;b", "a-b"})
+        EXPECT_EQ(channel_name(bad), std::nullopt) << bad;
+}
+
+TEST(session_state, listen_and_unlisten_follow_transactions) {
+    driver d;
+    auto found = d.query("LISTEN Orders", 1);
+    EXPECT_TRUE(found.listen);
+    EXPECT_EQ(found.listen_channels, std::vector<std::string>{"orders"});
+    ASSERT_TRUE(d.state);
+    EXPECT_EQ(d.state->channels(), std::vector<std::string>{"orders"});
+    EXPECT_TRUE(d.state->take_channels_changed());
+    EXPECT_FALSE(d.state->take_channels_changed());
+    d.query("LISTEN orders", 1);
+    EXPECT_FALSE(d.state->take_channels_changed()) << "listening twice changes nothing";
+
+    // Inside a transaction: effective at COMMIT, gone with ROLLBACK or an error.
+    d.query("BEGIN", 0, transaction_status::in_transaction);
+    d.query("LISTEN \"Items\"", 1, transaction_status::in_transaction);
+    EXPECT_EQ(d.state->channels(), std::vector<std::string>{"orders"});
+    d.query("COMMIT", 0);
+    EXPECT_EQ(d.state->channels(), (std::vector<std::string>{"Items", "orders"}));
+    EXPECT_TRUE(d.state->take_channels_changed());
+    d.query("BEGIN", 0, transaction_status::in_transaction);
+    d.query("LISTEN lost", 1, transaction_status::in_transaction);
+    d.state->on_rollback_tag();
+    d.query("ROLLBACK", 0);
+    d.query("LISTEN failed; SELECT 1/0", 1, transaction_status::idle, /*error=*/true);
+    EXPECT_EQ(d.state->channels(), (std::vector<std::string>{"Items", "orders"}));
+    EXPECT_FALSE(d.state->take_channels_changed());
+
+    d.query("UNLISTEN orders", 1);
+    EXPECT_EQ(d.state->channels(), std::vector<std::string>{"Items"});
+    d.query("unlisten *", 1);
+    EXPECT_TRUE(d.state->channels().empty());
+    d.query("LISTEN a; LISTEN b", 2);
+    d.query("DISCARD ALL", 0);
+    EXPECT_TRUE(d.state->channels().empty()) << "DISCARD ALL includes UNLISTEN *";
+
+    EXPECT_EQ(d.query("LISTEN U&\"d\\0061\"", 0).listen_refusal, "Sluice cannot read this channel name");
+    EXPECT_TRUE(d.query("UNLISTEN nothing", 1).listen_refusal.empty());
 }
 
 }  // namespace
