@@ -191,6 +191,21 @@ TEST_F(proxy_session_state, a_session_advisory_lock_pins_the_client_until_unlock
     EXPECT_EQ(backends.size(), static_cast<std::size_t>(pool_size));
 }
 
+TEST_F(proxy_session_state, releasing_the_last_lock_with_pg_advisory_unlock_ends_the_pin) {
+    auto a = connect_or_throw(sluice_.conninfo());
+    run(a.get(), "SELECT pg_advisory_lock(31), pg_advisory_lock(32)");
+    const auto pinned_to = scalar(a.get(), "SELECT pg_backend_pid()");
+    run(a.get(), "SELECT pg_advisory_unlock(31)");
+    // One lock left: still pinned, the other clients share the other server.
+    EXPECT_EQ(scalar(a.get(), "SELECT pg_backend_pid()"), pinned_to);
+    EXPECT_EQ(advisory_lock_holder(32), pinned_to);
+    run(a.get(), "SELECT pg_advisory_unlock(32)");
+    // No lock left: the server goes back to the pool, and the others can hold both servers at once.
+    EXPECT_EQ(others_check_defaults().size(), static_cast<std::size_t>(pool_size));
+    EXPECT_EQ(advisory_lock_holder(32), "");
+    EXPECT_EQ(scalar(a.get(), "SELECT 1"), "1");
+}
+
 TEST_F(proxy_session_state, a_temporary_table_survives_between_the_clients_transactions) {
     auto a = connect_or_throw(sluice_.conninfo());
     run(a.get(), "CREATE TEMP TABLE sluice_scratch (x int)");

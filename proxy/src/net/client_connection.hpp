@@ -173,6 +173,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // statement relay forwards the message untouched); the caller then skips the message.
     bool inspect_session_sql(char type, std::span<const char> message, bool replaceable);
     // The client's committed LISTEN channels changed (session_state::channels()): tell the pool's listen_relay.
+    // A pinned client's transaction may have released its last pin (pg_advisory_unlock, DROP, ...): asks the server
+    // (session_state::pin_check_query, swallowed) so that the pin ends without waiting for a disconnect.
+    void send_pin_check();
     // False when the relay is not listening on all of them yet: the client's ReadyForQuery must wait.
     bool sync_listen_channels();
     // Sends the notifications waiting for this client if it is between transactions and its batch is free.

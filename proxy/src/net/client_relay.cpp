@@ -522,7 +522,7 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
     // A replaced named Parse would leave the statement relay believing the server holds the client's text.
     replaceable = replaceable && (!parse || statement_name.empty() || !rewriting_statements_);
     if ((!refuse_listen && !refuse_pins) || !replaceable) {
-        session::session_state::expect_pins(found.pins, found.unpins, ready, session_state_);
+        session::session_state::expect_pins(found.pins, found.unpins, found.may_unpin, ready, session_state_);
         if (found.listen && !refuse_listen) {
             // The relay starts listening now, so that it is in place before the client's own LISTEN commits.
             if (!listen_)
@@ -567,6 +567,19 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
     SLUICE_LOG(info, log_prefix() << ": refused " << (refuse_listen ? "LISTEN" : session::describe_pins(found.pins))
                                   << " in transaction pooling");
     return true;
+}
+
+void client_connection::send_pin_check() {
+    // Only at a clean boundary: the check's answer must come before anything of the client's (it is swallowed).
+    if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.writing() || up_.splitter.mid_message())
+        return;
+    std::string query;
+    protocol::write_query(query, session::session_state::pin_check_query);
+    up_.queue_injected(query);
+    tracker_.on_injected_query();
+    ++swallow_ready_;
+    session_state_->pin_check_sent(readies_ + 1);
+    flush_up();
 }
 
 bool client_connection::sync_listen_channels() {
@@ -837,6 +850,9 @@ void client_connection::process_down() {
                     (void)session_state_->on_set_tag(readies_ + 1);
             } else if (session_state_ && !swallowing && t.starts_with("ROLLBACK")) {
                 session_state_->on_rollback_tag();
+            } else if (session_state_ && swallowing && session_state_->on_pin_check_tag(readies_ + 1, t)) {
+                SLUICE_LOG(info, log_prefix()
+                                     << ": released server S-" << server_->id() << ": no session state left on it");
             } else if (!swallowing && (t.starts_with("LISTEN") || t.starts_with("UNLISTEN"))) {
                 server_->listening = true;  // UNLISTEN * before the next client
                 if (session_state_)
@@ -859,6 +875,8 @@ void client_connection::process_down() {
     if (rewriting_statements_ && statements_->has_due())
         queue_due_answers();
     flush_down();
+    if (session_state_ && session_state_->pin_check_due() && state_ == client_state::active)
+        send_pin_check();
     if (was_holding && rewriting_statements_ && !statements_->holding() && state_ == client_state::active) {
         // The client's held message can go on now.
         if (up_.writing()) {

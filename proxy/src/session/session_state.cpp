@@ -367,10 +367,15 @@ void scan_statement(std::string_view text, std::uint64_t ready, scan_result& res
                 } else if (c.keyword("temp") || c.keyword("temporary")) {
                     result.unpins |= pin_temp_table;
                 }
+            } else if (c.keyword("drop")) {
+                result.may_unpin |= pin_temp_table;  // DROP TABLE/VIEW/SEQUENCE of a temporary one
             } else if (c.keyword("deallocate")) {
                 (void)c.keyword("prepare");
-                if (c.keyword("all"))
+                if (c.keyword("all")) {
                     result.unpins |= pin_prepared;
+                } else {
+                    result.may_unpin |= pin_prepared;
+                }
             } else if (c.keyword("declare")) {
                 // DECLARE name [BINARY] [ASENSITIVE | INSENSITIVE] [[NO] SCROLL] CURSOR [{WITH | WITHOUT} HOLD] FOR
                 while (!c.at_end() && !c.keyword("for")) {
@@ -392,8 +397,12 @@ void scan_statement(std::string_view text, std::uint64_t ready, scan_result& res
                     (void)c.keyword("local");
                 if (c.keyword("temp") || c.keyword("temporary"))
                     result.pins |= pin_temp_table;
-            } else if (c.keyword("close") && c.keyword("all")) {
-                result.unpins |= pin_hold_cursor;
+            } else if (c.keyword("close")) {
+                if (c.keyword("all")) {
+                    result.unpins |= pin_hold_cursor;
+                } else {
+                    result.may_unpin |= pin_hold_cursor;
+                }
             }
             return;
         case 'p':
@@ -526,6 +535,8 @@ scan_result session_state::scan(std::string_view sql, std::uint64_t ready, std::
                 result.pins |= pin_advisory_lock;
             } else if (iequals_at(sql, at + 1, "unlock_all")) {
                 result.unpins |= pin_advisory_lock;
+            } else if (iequals_at(sql, at + 1, "unlock")) {
+                result.may_unpin |= pin_advisory_lock;  // pg_advisory_unlock[_shared](key): maybe the last one
             }
         } else if (at >= 3 && iequals_at(sql, at - 3, "set") && (at == 3 || !is_word_char(sql[at - 4])) &&
                    iequals_at(sql, at + 1, "config") && (at + 7 >= sql.size() || !is_word_char(sql[at + 7]))) {
@@ -539,12 +550,19 @@ scan_result session_state::scan(std::string_view sql, std::uint64_t ready, std::
     return result;
 }
 
-void session_state::expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uint64_t ready,
+void session_state::expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uint8_t may_unpin, std::uint64_t ready,
                                 std::unique_ptr<session_state>& state) {
-    if (pins == 0 && unpins == 0)
+    if (pins == 0 && unpins == 0 && (may_unpin == 0 || !state || state->pins_ == 0))
         return;
     if (!state)
         state = std::make_unique<session_state>();
+    if (may_unpin != 0) {
+        change ch;
+        ch.what = change::op::may_unpin;
+        ch.pins = may_unpin;
+        ch.ready = ready;
+        state->add_pending(std::move(ch));
+    }
     if (unpins != 0) {
         change ch;
         ch.what = change::op::unpin;
@@ -559,6 +577,19 @@ void session_state::expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uin
         ch.ready = ready;
         state->add_pending(std::move(ch));
     }
+}
+
+bool session_state::on_pin_check_tag(std::uint64_t ready, std::string_view tag) noexcept {
+    if (pin_check_ready_ == 0 || ready != pin_check_ready_ || !tag.starts_with("SELECT "))
+        return false;
+    pin_check_ready_ = 0;
+    tag.remove_prefix(7);
+    if (!tag.empty() && tag.back() == '\0')
+        tag.remove_suffix(1);
+    if (tag != "0" || pins_ == 0)
+        return false;
+    pins_ = 0;
+    return true;
 }
 
 void session_state::add_pending(change c) {
@@ -591,12 +622,17 @@ bool session_state::on_ready(std::uint64_t ready, protocol::transaction_status s
         } else if (c.what == change::op::unpin) {
             if (!error)
                 pins_ &= static_cast<std::uint8_t>(~c.pins);
+        } else if (c.what == change::op::may_unpin) {
+            // Even after an error: a statement before it in the same Query may have released something.
+            pin_check_wanted_ = pin_check_wanted_ || (pins_ & c.pins) != 0;
         } else if (!error && c.what != change::op::none && (!c.expects_tag || c.tag_seen)) {
             uncommitted_.push_back(std::move(c));
         }
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
     if (status == protocol::transaction_status::idle) {
+        pin_check_due_ = pin_check_wanted_ && pins_ != 0;
+        pin_check_wanted_ = false;
         if (!error) {
             for (const auto& c : uncommitted_)
                 apply(c);

@@ -11,8 +11,12 @@
 // ones, or are dropped after an ErrorResponse; at ReadyForQuery 'I' the uncommitted changes take effect unless the
 // transaction failed or rolled back: PostgreSQL undoes a SET whose transaction aborts (sql-set.html), and SET LOCAL
 // ends with its transaction. Pins are conservative: they take effect at their ReadyForQuery whatever happened;
-// releases (pg_advisory_unlock_all, DISCARD ALL/TEMP, DEALLOCATE ALL, CLOSE ALL) only without an error. A single
-// pg_advisory_unlock keeps the pin until disconnect (Sluice cannot tell whether it was the last lock).
+// releases (pg_advisory_unlock_all, DISCARD ALL/TEMP, DEALLOCATE ALL, CLOSE ALL) only without an error. A partial
+// release (pg_advisory_unlock, DROP, CLOSE name, DEALLOCATE name) cannot be judged from the text: at the end of its
+// transaction the relay asks the server (pin_check_query) and the pin ends when nothing is left.
+//
+// LISTEN/UNLISTEN are changes like SET: committed channels are channels(), which the relay hands to its pool's
+// listen_relay (net/listen_relay.hpp).
 //
 // Only what is recognised is remembered; a SET Sluice cannot parse (or a value past the memory bounds) leaves the
 // server dirty as before (it is reset before the next client) and the client loses that value at its next server.
@@ -44,7 +48,10 @@ enum pin_kind : std::uint8_t {
 struct scan_result {
     std::uint8_t pins = 0;    // pin kinds its statements take
     std::uint8_t unpins = 0;  // pin kinds its statements release entirely
-    bool listen = false;      // a LISTEN or UNLISTEN (recorded as a change: the relay delivers notifications)
+    // Pin kinds its statements may have released in part (pg_advisory_unlock, DROP, CLOSE name, DEALLOCATE name):
+    // whether anything is left is asked of the server at transaction end (pin_check_query).
+    std::uint8_t may_unpin = 0;
+    bool listen = false;  // a LISTEN or UNLISTEN (recorded as a change: the relay delivers notifications)
     // Why a LISTEN or UNLISTEN must be refused (a channel Sluice cannot read, such as U&"...", or too many channels);
     // empty when none is.
     std::string_view listen_refusal;
@@ -68,8 +75,27 @@ class session_state {
     // as pending until ReadyForQuery number `ready`. `sql` need not be NUL-terminated.
     static scan_result scan(std::string_view sql, std::uint64_t ready, std::unique_ptr<session_state>& state);
     // Records pins and releases scan() found, when the pooler honours them (session_state_pinning = pin).
-    static void expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uint64_t ready,
+    static void expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uint8_t may_unpin, std::uint64_t ready,
                             std::unique_ptr<session_state>& state);
+
+    // A query whose CommandComplete tag "SELECT n" counts what still pins the session on its server: session advisory
+    // locks, temporary relations, holdable cursors and SQL prepared statements. n = 0 means none.
+    static constexpr std::string_view pin_check_query =
+        "SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() "
+        "UNION ALL SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema() "
+        "UNION ALL SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable "
+        "UNION ALL SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql";
+    // True after a transaction that may have released the last pin ended (ReadyForQuery 'I') with pins left: the
+    // relay should run pin_check_query when it can.
+    [[nodiscard]] bool pin_check_due() const noexcept { return pin_check_due_; }
+    // The relay sent pin_check_query, which ReadyForQuery number `ready` ends.
+    void pin_check_sent(std::uint64_t ready) noexcept {
+        pin_check_due_ = false;
+        pin_check_ready_ = ready;
+    }
+    // A CommandComplete tag before ReadyForQuery number `ready`: if it answers pin_check_query, takes the count.
+    // Returns true when that released every pin.
+    bool on_pin_check_tag(std::uint64_t ready, std::string_view tag) noexcept;
 
     // CommandComplete "SET"/"RESET" before ReadyForQuery `ready`: false when no scanned statement accounts for it (the
     // caller then treats the server as holding state it cannot restore).
@@ -104,6 +130,7 @@ class session_state {
             discard_all,
             pin,
             unpin,
+            may_unpin,     // pins: the kinds that may have been released in part
             listen,        // name: the channel
             unlisten,      // name: the channel
             unlisten_all,  // UNLISTEN *
@@ -133,6 +160,9 @@ class session_state {
     std::uint8_t pins_ = 0;
     bool error_ = false;
     bool channels_changed_ = false;
+    bool pin_check_wanted_ = false;  // a statement of the current transaction may have released a pin
+    bool pin_check_due_ = false;
+    std::uint64_t pin_check_ready_ = 0;  // the ReadyForQuery ending the pin check in flight; 0: none
 };
 
 }  // namespace sluice::session

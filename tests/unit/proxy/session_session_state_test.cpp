@@ -18,7 +18,7 @@ struct driver {
     scan_result query(std::string_view sql, int tags, transaction_status status = transaction_status::idle,
                       bool error = false) {
         const auto found = session_state::scan(sql, readies + 1, state);
-        session_state::expect_pins(found.pins, found.unpins, readies + 1, state);
+        session_state::expect_pins(found.pins, found.unpins, found.may_unpin, readies + 1, state);
         if (state) {
             for (int i = 0; i < tags; ++i)
                 EXPECT_TRUE(state->on_set_tag(readies + 1)) << sql;
@@ -117,6 +117,34 @@ TEST(session_state, pins_and_releases) {
     EXPECT_EQ(d.state->pins(), 0) << "LISTEN does not pin: the relay delivers its notifications";
     EXPECT_EQ(d.query("PREPARE TRANSACTION 'x'", 0).pins, 0);
     EXPECT_EQ(d.query("DECLARE c CURSOR FOR SELECT 1", 0).pins, 0);
+}
+
+TEST(session_state, a_partial_release_asks_the_server_whether_any_pin_is_left) {
+    driver d;
+    d.query("SELECT pg_advisory_lock(1)", 0);
+    EXPECT_FALSE(d.state->pin_check_due());
+    d.query("SELECT pg_advisory_unlock(1)", 0);
+    ASSERT_TRUE(d.state->pin_check_due());
+    EXPECT_EQ(d.state->pins(), pin_advisory_lock) << "held until the server says none is left";
+    d.state->pin_check_sent(d.readies + 1);
+    EXPECT_FALSE(d.state->on_pin_check_tag(d.readies + 1, std::string_view("SELECT 1\0", 9))) << "one lock left";
+    EXPECT_EQ(d.state->pins(), pin_advisory_lock);
+    ++d.readies;
+    d.query("SELECT pg_advisory_unlock(1)", 0);
+    ASSERT_TRUE(d.state->pin_check_due());
+    d.state->pin_check_sent(d.readies + 1);
+    EXPECT_FALSE(d.state->on_pin_check_tag(d.readies + 2, std::string_view("SELECT 0\0", 9))) << "another query's tag";
+    EXPECT_TRUE(d.state->on_pin_check_tag(d.readies + 1, std::string_view("SELECT 0\0", 9)));
+    EXPECT_EQ(d.state->pins(), 0);
+    // Nothing to check for a client that holds no pin, or in the middle of a transaction.
+    d.query("DROP TABLE IF EXISTS t", 0);
+    EXPECT_FALSE(d.state->pin_check_due());
+    d.query("CREATE TEMP TABLE t (x int)", 0);
+    d.query("BEGIN", 0, transaction_status::in_transaction);
+    d.query("DROP TABLE t", 0, transaction_status::in_transaction);
+    EXPECT_FALSE(d.state->pin_check_due());
+    d.query("COMMIT", 0);
+    EXPECT_TRUE(d.state->pin_check_due());
 }
 
 TEST(session_state, channel_names_follow_postgresql) {
