@@ -68,6 +68,27 @@ struct relay_pump {
     void release_storage() noexcept;
 };
 
+// The relay state a client needs only while it relays: from its first bytes after login (or a reply queued for it)
+// until it has been idle with nothing pending. An idle client holds none of it (idle memory per client); busy clients
+// keep it across transactions, so the hot path allocates nothing (client_connection::release_relay_if_idle).
+struct relay_state {
+    relay_pump up;    // client -> server
+    relay_pump down;  // server -> client
+    protocol::split_policy up_policy;
+    session::transaction_tracker tracker;
+    std::uint32_t swallow_ready = 0;  // ReadyForQuery of Sluice's own injected queries still to come
+    bool up_needs_growth = false;     // a message that must be seen whole waits for the receive buffer to grow
+    bool resume_up = false;           // statements_ stopped holding while the up batch was being written
+    // Transaction and query timing for SHOW STATS and metrics.
+    bool in_xact = false;
+    bool in_query = false;
+    bool query_timeout_cancel_sent = false;
+    steady_clock::time_point xact_start{};
+    steady_clock::time_point query_start{};
+    std::string rewritten;  // bytes statements_ sends in place of (part of) a message; reused
+    std::string scratch;    // reused for generated messages
+};
+
 class client_connection : public std::enable_shared_from_this<client_connection>,
                           public worker_hook,
                           public shard_client_hook {
@@ -109,8 +130,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // Adds this client's row to a snapshot and its counts to its pool's row. On this worker's thread.
     void fill_snapshot(stats::connection_row& row) const;
     [[nodiscard]] const std::shared_ptr<pool>& pool_ptr() const noexcept { return pool_; }
-    [[nodiscard]] bool in_transaction() const noexcept { return in_xact_; }
-    [[nodiscard]] steady_clock::time_point transaction_start() const noexcept { return xact_start_; }
+    [[nodiscard]] bool in_transaction() const noexcept { return relay_ && relay_->in_xact; }
+    [[nodiscard]] steady_clock::time_point transaction_start() const noexcept {
+        return relay_ ? relay_->xact_start : steady_clock::time_point{};
+    }
     // Holds its server past transaction end for state that cannot move (session_state.hpp).
     [[nodiscard]] bool pinned() const noexcept { return session_state_ && session_state_->pins() != 0; }
     // Has LISTEN channels the pool's listen relay serves.
@@ -118,10 +141,12 @@ class client_connection : public std::enable_shared_from_this<client_connection>
         return listen_ && listen_->relay && session_state_ && !session_state_->channels().empty();
     }
     [[nodiscard]] bool idle_in_transaction() const noexcept {
-        return server_ && !tracker_.awaiting_results() && tracker_.status() != protocol::transaction_status::idle;
+        return server_ && !tracker().awaiting_results() && tracker().status() != protocol::transaction_status::idle;
     }
     [[nodiscard]] const server_connection* server() const noexcept { return server_.get(); }
     [[nodiscard]] const session::parameter_set& parameters() const noexcept { return parameters_; }
+    // Whether the relay block is allocated (tests: an idle client holds none).
+    [[nodiscard]] bool holds_relay_state() const noexcept { return relay_ != nullptr; }
 
   private:
     // Login (client_login.cpp).
@@ -144,6 +169,19 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     asio::awaitable<std::shared_ptr<stats::snapshot>> async_snapshot();
 
     // Relay (client_relay.cpp).
+    // The relay block, allocated on first use; the const accessors read an empty block instead of allocating one.
+    relay_state& relay();
+    [[nodiscard]] const relay_state& relay() const noexcept;
+    relay_pump& up() { return relay().up; }
+    relay_pump& down() { return relay().down; }
+    [[nodiscard]] const relay_pump& up() const noexcept { return relay().up; }
+    [[nodiscard]] const relay_pump& down() const noexcept { return relay().down; }
+    session::transaction_tracker& tracker() { return relay().tracker; }
+    [[nodiscard]] const session::transaction_tracker& tracker() const noexcept { return relay().tracker; }
+    // How long an idle client keeps its relay block after its last activity (freed at the next tick after that).
+    static constexpr std::chrono::seconds relay_keep_while_idle{1};
+    // Frees the relay block of an idle client with nothing pending (no server, no bytes in flight, no write-wait).
+    void release_relay_if_idle() noexcept;
     void start_relay();
     void arm_client_read();
     void arm_server_read();
@@ -194,7 +232,6 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // The TLS session on socket_ once the client negotiated TLS; null for plaintext (the relay's one branch).
     std::unique_ptr<tls_stream> tls_;
     std::string peer_;
-    client_state state_ = client_state::login;
 
     std::string database_;
     std::string user_;
@@ -203,19 +240,16 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::shared_ptr<const config::config> config_;  // the config this client logged in under
     session::parameter_set parameters_;             // the client's view of the tracked parameters
     cancel_registry::key cancel_key_{};
-    bool cancel_registered_ = false;
     // Login-only state, on the heap so that a logged-in client does not carry it (idle memory per client).
     std::unique_ptr<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
     std::unique_ptr<auth::secret> looked_up_secret_;        // the secret auth_query found for this user
     std::shared_ptr<void> client_slot_;  // its place under max_db/max_user_client_connections, given back when freed
 
-    relay_pump up_;    // client -> server
-    relay_pump down_;  // server -> client
+    std::unique_ptr<relay_state> relay_;  // see relay_state; null while idle
     std::shared_ptr<server_connection> server_;
     // While waiting in a pool queue (which does not own its entries) nothing else may hold the client.
     std::shared_ptr<client_connection> keep_alive_;
     std::uint64_t server_generation_ = 0;
-    session::transaction_tracker tracker_;
     // Named prepared statements across servers (transaction pooling with max_prepared_statements > 0).
     // Created at the first server assignment that relays statements (or a Parse answered without a server), so that
     // a client that never prepares holds none of it; non-null whenever rewriting_statements_.
@@ -225,11 +259,6 @@ class client_connection : public std::enable_shared_from_this<client_connection>
             statements_ = std::make_unique<session::statement_relay>(rt_.statements());
         return *statements_;
     }
-    bool rewriting_statements_ = false;  // statements_ is attached to the current server
-    bool up_needs_growth_ = false;       // a message that must be seen whole waits for the receive buffer to grow
-    bool resume_up_ = false;             // statements_ stopped holding while the up batch was being written
-    std::string rewritten_;              // bytes statements_ sends in place of (part of) a message; reused
-    std::uint32_t swallow_ready_ = 0;    // ReadyForQuery of Sluice's own injected queries still to come
     // Only for clients that changed session state (SET, pins); null for the rest.
     std::unique_ptr<session::session_state> session_state_;
     // LISTEN under transaction pooling (listen_relay.hpp); null for clients that never sent LISTEN.
@@ -244,29 +273,24 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     };
     std::unique_ptr<listen_state> listen_;
     std::uint64_t readies_ = 0;  // ReadyForQuery received (Sluice's own included): numbers session_state_'s changes
+    // The small fields together, so that they share one word of padding (idle memory per client).
+    client_state state_ = client_state::login;
+    bool cancel_registered_ = false;
+    bool rewriting_statements_ = false;  // statements_ is attached to the current server
     bool client_read_armed_ = false;
     bool server_read_armed_ = false;
     bool client_eof_ = false;
     bool terminate_received_ = false;
     bool welcome_pending_ = false;  // waiting for a first server to learn the parameters to show at login
-    protocol::split_policy up_policy_;
-    protocol::split_policy down_policy_;
 
-    // Transaction and query timing for SHOW STATS and metrics.
-    steady_clock::time_point xact_start_{};
-    steady_clock::time_point query_start_{};
-    bool in_xact_ = false;
-    bool in_query_ = false;
     steady_clock::time_point connect_time_{steady_clock::now()};
     steady_clock::time_point request_time_{};
     steady_clock::time_point last_activity_{steady_clock::now()};  // last bytes from the client
     steady_clock::time_point last_ready_{};                        // last ReadyForQuery forwarded
-    bool query_timeout_cancel_sent_ = false;
 
     steady_clock::time_point login_deadline_{};
     steady_clock::time_point wait_started_{};
     steady_clock::time_point wait_notice_for_{};  // the wait_started_ of the wait already notified
-    std::string scratch_;                         // reused for generated messages
 };
 
 }  // namespace sluice::net

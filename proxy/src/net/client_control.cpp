@@ -9,10 +9,10 @@ namespace sluice::net {
 void client_connection::send_wait_notice(std::string_view notice) {
     if (state_ != client_state::waiting || wait_notified())
         return;
-    if (down_.writing())
+    if (down().writing())
         return;  // the previous reply is still going out: try again on the next tick
     wait_notice_for_ = wait_started_;
-    down_.queue_injected(notice);
+    down().queue_injected(notice);
     flush_down();
     SLUICE_LOG(info, log_prefix() << ": told the client it is queued for a server (query_wait_notify)");
 }

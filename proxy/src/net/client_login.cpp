@@ -1,6 +1,7 @@
 // The login half of client_connection: startup packet, authentication, welcome.
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 #include "admin/access.hpp"
 #include "auth/md5.hpp"
@@ -120,20 +121,23 @@ void client_connection::tick(steady_clock::time_point now) {
                 if (shard_)
                     shard_->counters.client_idle_timeouts.add();
                 send_error_and_close(protocol::sqlstate::idle_session_timeout, "client_idle_timeout");
+            } else if (relay_ && now - std::max(last_activity_, last_ready_) > relay_keep_while_idle) {
+                // Kept between a busy client's transactions so that they allocate nothing; freed once it rests.
+                release_relay_if_idle();
             }
             break;
         case client_state::active:
-            if (tracker_.awaiting_results()) {
+            if (std::as_const(*this).tracker().awaiting_results()) {
                 // query_timeout: cancel the query on the backend; the client gets the server's 57014 and keeps
                 // its connection, and the server stays usable (PgBouncer closes both instead).
-                if (expired(settings.query_timeout, query_start_) && !query_timeout_cancel_sent_) {
-                    query_timeout_cancel_sent_ = true;
+                if (expired(settings.query_timeout, relay().query_start) && !relay().query_timeout_cancel_sent) {
+                    relay().query_timeout_cancel_sent = true;
                     if (shard_)
                         shard_->counters.query_timeouts.add();
                     SLUICE_LOG(warning, log_prefix() << ": query_timeout expired, cancelling the query");
                     forward_cancel();
                 }
-            } else if (tracker_.status() != protocol::transaction_status::idle &&
+            } else if (std::as_const(*this).tracker().status() != protocol::transaction_status::idle &&
                        expired(settings.idle_transaction_timeout, last_ready_)) {
                 if (shard_)
                     shard_->counters.idle_transaction_timeouts.add();
@@ -577,7 +581,7 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
     cancel_registered_ = true;
     protocol::write_backend_key_data(out, cancel_key_.process_id, cancel_key_.secret_key);
     protocol::write_ready_for_query(out, protocol::transaction_status::idle);
-    down_.queue_injected(out);
+    down().queue_injected(out);
     if (config_->settings.log_connections)
         SLUICE_LOG(info, log_prefix() << ": login ok" << (tls_ ? " (TLS " + tls_->description() + ")" : ""));
 }

@@ -2,6 +2,7 @@
 #include <array>
 #include <cctype>
 #include <span>
+#include <utility>
 
 #include "net/client_connection.hpp"
 #include "net/listen_relay.hpp"
@@ -21,6 +22,22 @@ constexpr std::size_t relay_buffer_size = 16 * 1024;
 constexpr std::size_t max_inspected_message = 1024 * 1024;
 
 using protocol::piece_kind;
+
+// What the relay must see whole from servers; the same for every client.
+const protocol::split_policy& down_policy() noexcept {
+    static const protocol::split_policy policy = [] {
+        protocol::split_policy p;
+        p.max_length = 0x7fffffff;
+        p.buffer_capacity = relay_buffer_size;
+        p.set_inspect(protocol::to_char(protocol::backend::ready_for_query));
+        p.set_inspect(protocol::to_char(protocol::backend::parameter_status));
+        p.set_inspect(protocol::to_char(protocol::backend::command_complete));
+        // Whole, so that a listener's relay can drop those its own server sends (listen_relay delivers them).
+        p.set_inspect(protocol::to_char(protocol::backend::notification_response));
+        return p;
+    }();
+    return policy;
+}
 
 // Writes as much of the batch as the socket takes without blocking, one writev per call (with TLS, one record per
 // call). `tls` null: plaintext.
@@ -112,21 +129,43 @@ void relay_pump::release_storage() noexcept {
     std::vector<segment>().swap(batch);
 }
 
+relay_state& client_connection::relay() {
+    if (!relay_) {
+        relay_ = std::make_unique<relay_state>();
+        relay_->up_policy.max_length = static_cast<std::uint32_t>(
+            std::min<std::size_t>(config_ ? config_->settings.max_packet_size : protocol::large_message_limit,
+                                  protocol::large_message_limit));
+        relay_->up_policy.buffer_capacity = relay_buffer_size;
+    }
+    return *relay_;
+}
+
+const relay_state& client_connection::relay() const noexcept {
+    static const relay_state none;
+    return relay_ ? *relay_ : none;
+}
+
+void client_connection::release_relay_if_idle() noexcept {
+    if (!relay_ || state_ != client_state::idle || server_)
+        return;
+    const auto& r = *relay_;
+    const auto drained = [](const relay_pump& pump) {
+        return pump.in.empty() && pump.batch.empty() && !pump.write_waiting && !pump.splitter.mid_message();
+    };
+    if (!drained(r.up) || !drained(r.down) || r.swallow_ready != 0 || r.up_needs_growth || r.resume_up || r.in_xact ||
+        r.in_query)
+        return;
+    relay_.reset();
+}
+
 void client_connection::start_relay() {
-    up_policy_.max_length = static_cast<std::uint32_t>(
-        std::min<std::size_t>(config_->settings.max_packet_size, protocol::large_message_limit));
-    up_policy_.buffer_capacity = relay_buffer_size;
-    down_policy_.max_length = 0x7fffffff;
-    down_policy_.buffer_capacity = relay_buffer_size;
-    down_policy_.set_inspect(protocol::to_char(protocol::backend::ready_for_query));
-    down_policy_.set_inspect(protocol::to_char(protocol::backend::parameter_status));
-    down_policy_.set_inspect(protocol::to_char(protocol::backend::command_complete));
-    // Whole, so that a listener's relay can drop those its own server sends (listen_relay delivers them).
-    down_policy_.set_inspect(protocol::to_char(protocol::backend::notification_response));
     state_ = client_state::idle;
     flush_down();  // the welcome
     if (state_ != client_state::idle)
         return;
+    // A client that logged in and sent nothing yet rests until it does: its block goes now, so that the next login
+    // reuses the memory (idle memory per client).
+    release_relay_if_idle();
     if (has_complete_header()) {
         request_server();
     } else {
@@ -138,27 +177,28 @@ bool client_connection::has_complete_header() const noexcept {
     // True when the splitter can produce a piece: a whole message, the head of one too large to buffer (it
     // streams), or more of a message being streamed. A bare header of a small message is not enough: acting on it
     // would take a server for nothing.
-    const auto pending = up_.in.data().subspan(up_.scanned);
-    if (up_.splitter.mid_message())
+    const auto pending = up().in.data().subspan(up().scanned);
+    if (up().splitter.mid_message())
         return !pending.empty();
     if (pending.size() < protocol::header_size)
         return false;
     const std::size_t total = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
-    return total <= pending.size() || total > up_policy_.buffer_capacity;
+    return total <= pending.size() || total > relay().up_policy.buffer_capacity;
 }
 
 void client_connection::arm_client_read() {
     if (client_read_armed_ || state_ == client_state::closed || client_eof_)
         return;
-    if (up_.batch_pending())
+    // Reads only: an idle client without a relay block must not get one here.
+    if (std::as_const(*this).up().batch_pending())
         return;  // backpressure: the server has not taken the previous batch yet
-    if (up_.in.allocated()) {
-        if (up_.in.empty() && state_ != client_state::active) {
-            up_.release_storage();  // an idle client holds no buffer
+    if (std::as_const(*this).up().in.allocated()) {
+        if (up().in.empty() && state_ != client_state::active) {
+            up().release_storage();  // an idle client holds no buffer
         } else {
-            if (up_.scanned == 0)
-                up_.in.compact();
-            if (up_.in.free_space() == 0)
+            if (up().scanned == 0)
+                up().in.compact();
+            if (up().in.free_space() == 0)
                 return;
         }
     }
@@ -184,16 +224,16 @@ void client_connection::on_client_readable(const error_code& ec) {
         close(ec == asio::error::operation_aborted ? "client connection cancelled" : "client read failed");
         return;
     }
-    up_.in.ensure_allocated(relay_buffer_size);
-    if (up_.scanned == 0)
-        up_.in.compact();
+    up().in.ensure_allocated(relay_buffer_size);
+    if (up().scanned == 0)
+        up().in.compact();
     error_code hard;
-    const std::size_t before = up_.in.size();
+    const std::size_t before = up().in.size();
     last_activity_ = steady_clock::now();
-    if (drain_into(socket_, tls_.get(), up_.in, hard))
+    if (drain_into(socket_, tls_.get(), up().in, hard))
         client_eof_ = true;
     if (shard_)
-        shard_->counters.bytes_received.add(up_.in.size() - before);
+        shard_->counters.bytes_received.add(up().in.size() - before);
 
     switch (state_) {
         case client_state::idle:
@@ -228,7 +268,7 @@ bool client_connection::answer_parse_without_server() {
     // a server just to be told ParseComplete.
     if (pool_->cfg().mode == config::pool_mode::session || config_->settings.max_prepared_statements <= 0)
         return false;
-    const auto pending = up_.in.data().subspan(up_.scanned);
+    const auto pending = up().in.data().subspan(up().scanned);
     if (pending.size() < protocol::header_size || pending[0] != protocol::to_char(protocol::frontend::parse))
         return false;
     const std::size_t parse_size = std::size_t{protocol::load_u32(pending.data() + 1)} + 1;
@@ -241,18 +281,18 @@ bool client_connection::answer_parse_without_server() {
                                            config_->settings.max_prepared_statement_bytes_per_client};
     if (!statements().prepare_without_server(pending.first(parse_size), limits))
         return false;
-    up_.in.consume(up_.scanned + parse_size + protocol::header_size);
-    up_.scanned = 0;
+    up().in.consume(up().scanned + parse_size + protocol::header_size);
+    up().scanned = 0;
     shard_->counters.client_parse_count.add();
-    rewritten_.clear();
-    protocol::write_parse_complete(rewritten_);
-    protocol::write_ready_for_query(rewritten_, protocol::transaction_status::idle);
-    down_.queue_injected(rewritten_);
+    relay().rewritten.clear();
+    protocol::write_parse_complete(relay().rewritten);
+    protocol::write_ready_for_query(relay().rewritten, protocol::transaction_status::idle);
+    down().queue_injected(relay().rewritten);
     return true;
 }
 
 void client_connection::request_server() {
-    if (!down_.writing()) {
+    if (!down().writing()) {
         bool answered = false;
         while (state_ == client_state::idle && answer_parse_without_server())
             answered = true;
@@ -271,7 +311,7 @@ void client_connection::request_server() {
         }
     }
     // Validate the first message before taking a server for it.
-    const auto pending = up_.in.data().subspan(up_.scanned);
+    const auto pending = up().in.data().subspan(up().scanned);
     const char type = pending[0];
     if (type == protocol::to_char(protocol::frontend::terminate)) {
         close("client sent Terminate");
@@ -281,7 +321,7 @@ void client_connection::request_server() {
         protocol_violation("invalid frontend message type");
         return;
     }
-    const auto header = protocol::read_header(pending, up_policy_.max_length);
+    const auto header = protocol::read_header(pending, relay().up_policy.max_length);
     if (header.status == protocol::header_status::bad_length ||
         header.header.length > protocol::max_frontend_length(type)) {
         protocol_violation("invalid message length");
@@ -327,8 +367,8 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
     }
     server_generation_ = server_->generation();
     state_ = client_state::active;
-    tracker_.reset();
-    swallow_ready_ = 0;
+    tracker().reset();
+    relay().swallow_ready = 0;
     rewriting_statements_ =
         pool_->cfg().mode != config::pool_mode::session && config_->settings.max_prepared_statements > 0;
     if (rewriting_statements_) {
@@ -337,19 +377,19 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
                              config_->settings.max_prepared_statement_bytes_per_client});
     }
     // Make the server's session parameters match this client's before its first message.
-    scratch_.clear();
-    bool sync = session::append_parameter_sync(parameters_, server_->parameters(), scratch_);
-    if (session_state_ && session_state_->append_restore(scratch_)) {
+    relay().scratch.clear();
+    bool sync = session::append_parameter_sync(parameters_, server_->parameters(), relay().scratch);
+    if (session_state_ && session_state_->append_restore(relay().scratch)) {
         // The client's own SETs of other settings (session_state.hpp): reset before the server is handed on.
         server_->session_dirty = true;
         sync = true;
     }
     if (sync) {
         std::string query;
-        protocol::write_query(query, scratch_);
-        up_.queue_injected(query);
-        tracker_.on_injected_query();
-        ++swallow_ready_;
+        protocol::write_query(query, relay().scratch);
+        up().queue_injected(query);
+        tracker().on_injected_query();
+        ++relay().swallow_ready;
     }
     process_up();
     arm_server_read();
@@ -364,17 +404,17 @@ void client_connection::on_server_failed(const server_error& err) {
 }
 
 void client_connection::process_up() {
-    if (state_ != client_state::active || up_.writing())
+    if (state_ != client_state::active || up().writing())
         return;
-    const auto data = up_.in.data();
-    while (up_.scanned < data.size()) {
-        if (rewriting_statements_ && !up_.splitter.mid_message() &&
-            !session::statement_relay::head_complete(data.subspan(up_.scanned))) {
-            if (!wait_for_inspected_message(data.subspan(up_.scanned)))
+    const auto data = up().in.data();
+    while (up().scanned < data.size()) {
+        if (rewriting_statements_ && !up().splitter.mid_message() &&
+            !session::statement_relay::head_complete(data.subspan(up().scanned))) {
+            if (!wait_for_inspected_message(data.subspan(up().scanned)))
                 return;
             break;
         }
-        const auto piece = up_.splitter.next_piece(data.subspan(up_.scanned), up_policy_);
+        const auto piece = up().splitter.next_piece(data.subspan(up().scanned), relay().up_policy);
         if (piece.kind == piece_kind::need_more) {
             break;
         }
@@ -386,7 +426,7 @@ void client_connection::process_up() {
             const char type = piece.header.type;
             if (type == protocol::to_char(protocol::frontend::terminate)) {
                 terminate_received_ = true;
-                up_.scanned = data.size();  // nothing after Terminate counts
+                up().scanned = data.size();  // nothing after Terminate counts
                 break;
             }
             if (!protocol::is_frontend_type(type) || type == protocol::to_char(protocol::frontend::password)) {
@@ -399,42 +439,42 @@ void client_connection::process_up() {
             }
             std::size_t keep_from = 0;
             if (rewriting_statements_) {
-                rewritten_.clear();
-                keep_from = statements_->on_client_message(data.subspan(up_.scanned, piece.size),
-                                                           piece.kind == piece_kind::whole, rewritten_);
-                up_.queue_injected(rewritten_);
+                relay().rewritten.clear();
+                keep_from = statements_->on_client_message(data.subspan(up().scanned, piece.size),
+                                                           piece.kind == piece_kind::whole, relay().rewritten);
+                up().queue_injected(relay().rewritten);
                 if (keep_from == session::statement_relay::hold)
                     break;  // offered again once the server's answer to Sluice's check is in (process_down)
             }
-            tracker_.on_client_message(type);
+            tracker().on_client_message(type);
             if (type == protocol::to_char(protocol::frontend::parse)) {
                 shard_->counters.client_parse_count.add();
             } else if (type == protocol::to_char(protocol::frontend::bind)) {
                 shard_->counters.bind_count.add();
             }
-            if (!in_query_ || !in_xact_) {
+            if (!relay().in_query || !relay().in_xact) {
                 const auto now = steady_clock::now();
-                if (!in_query_)
-                    query_start_ = now;
-                if (!in_xact_)
-                    xact_start_ = now;
-                in_query_ = in_xact_ = true;
+                if (!relay().in_query)
+                    relay().query_start = now;
+                if (!relay().in_xact)
+                    relay().xact_start = now;
+                relay().in_query = relay().in_xact = true;
             }
             if ((type == protocol::to_char(protocol::frontend::query) ||
                  type == protocol::to_char(protocol::frontend::parse)) &&
                 piece.kind == piece_kind::whole &&
-                inspect_session_sql(type, data.subspan(up_.scanned, piece.size), keep_from == 0)) {
-                up_.scanned += piece.size;
+                inspect_session_sql(type, data.subspan(up().scanned, piece.size), keep_from == 0)) {
+                up().scanned += piece.size;
                 continue;
             }
             if (keep_from != 0) {
-                up_.queue_in(up_.scanned + keep_from, piece.size - keep_from);
-                up_.scanned += piece.size;
+                up().queue_in(up().scanned + keep_from, piece.size - keep_from);
+                up().scanned += piece.size;
                 continue;
             }
         }
-        up_.queue_in(up_.scanned, piece.size);
-        up_.scanned += piece.size;
+        up().queue_in(up().scanned, piece.size);
+        up().scanned += piece.size;
     }
     if (rewriting_statements_) {
         const auto counts = statements_->take_counters();
@@ -444,7 +484,7 @@ void client_connection::process_up() {
             shard_->counters.prepared_statement_rejections.add(counts.rejections);
         // Answers Sluice owes at once (a Parse the server already had, a Close): send them unless the client's
         // batch is being written, in which case process_down sends them when it is done.
-        if (statements_->has_due() && !down_.writing()) {
+        if (statements_->has_due() && !down().writing()) {
             queue_due_answers();
             flush_down();
             if (state_ != client_state::active)
@@ -466,32 +506,33 @@ bool client_connection::wait_for_inspected_message(std::span<const char> pending
         }
         return true;
     }
-    if (total > up_policy_.max_length + std::size_t{1} || total > protocol::max_frontend_length(pending[0]) + 1) {
+    if (total > relay().up_policy.max_length + std::size_t{1} ||
+        total > protocol::max_frontend_length(pending[0]) + 1) {
         protocol_violation("invalid message length");
         return false;
     }
-    if (total > up_.in.capacity()) {
+    if (total > up().in.capacity()) {
         // Grow now if nothing of the buffer is queued for the server, otherwise once the batch is out (views).
-        if (up_.scanned == 0) {
-            up_.in.reserve_total(total);
+        if (up().scanned == 0) {
+            up().in.reserve_total(total);
         } else {
-            up_needs_growth_ = true;
+            relay().up_needs_growth = true;
         }
     }
     return true;
 }
 
 void client_connection::queue_due_answers() {
-    rewritten_.clear();
-    const auto ready = statements_->take_due(rewritten_);
-    down_.queue_injected(rewritten_);
+    relay().rewritten.clear();
+    const auto ready = statements_->take_due(relay().rewritten);
+    down().queue_injected(relay().rewritten);
     for (std::uint32_t i = 0; i < ready; ++i) {
         // Sluice answered a whole Query (DEALLOCATE name) itself.
-        tracker_.on_ready_for_query(statements_->last_status());
+        tracker().on_ready_for_query(statements_->last_status());
         ++readies_;
         if (session_state_)
             (void)session_state_->on_ready(readies_, statements_->last_status());
-        if (in_query_)
+        if (relay().in_query)
             record_ready_for_query();
     }
 }
@@ -511,7 +552,7 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
     }
     const auto sql = body.substr(0, body.find('\0'));
     // The ReadyForQuery that ends the statement: this Query's, or the Sync after a Parse.
-    const std::uint64_t ready = readies_ + tracker_.pending_ready() + (parse ? 1 : 0);
+    const std::uint64_t ready = readies_ + tracker().pending_ready() + (parse ? 1 : 0);
     const auto found = session::session_state::scan(sql, ready, session_state_);
     if (found.server_dirty && server_)
         server_->session_dirty = true;
@@ -563,7 +604,7 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
     } else {
         protocol::write_query(replacement, text);
     }
-    up_.queue_injected(replacement);
+    up().queue_injected(replacement);
     SLUICE_LOG(info, log_prefix() << ": refused " << (refuse_listen ? "LISTEN" : session::describe_pins(found.pins))
                                   << " in transaction pooling");
     return true;
@@ -571,13 +612,14 @@ bool client_connection::inspect_session_sql(char type, std::span<const char> mes
 
 void client_connection::send_pin_check() {
     // Only at a clean boundary: the check's answer must come before anything of the client's (it is swallowed).
-    if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.writing() || up_.splitter.mid_message())
+    if (!tracker().idle() || relay().swallow_ready != 0 || up().batch_pending() || up().writing() ||
+        up().splitter.mid_message())
         return;
     std::string query;
     protocol::write_query(query, session::session_state::pin_check_query);
-    up_.queue_injected(query);
-    tracker_.on_injected_query();
-    ++swallow_ready_;
+    up().queue_injected(query);
+    tracker().on_injected_query();
+    ++relay().swallow_ready;
     session_state_->pin_check_sent(readies_ + 1);
     flush_up();
 }
@@ -617,15 +659,15 @@ void client_connection::deliver_notification(std::string_view message) {
 }
 
 void client_connection::flush_notifications() {
-    if (listen_->pending.empty() || down_.writing() || listen_->holding_ready)
+    if (listen_->pending.empty() || down().writing() || listen_->holding_ready)
         return;
     if (state_ != client_state::idle && state_ != client_state::waiting && state_ != client_state::active)
         return;
     // PostgreSQL sends notifications between transactions: a client inside one (or mid-answer) gets them after it.
-    if (server_ && (!tracker_.idle() || swallow_ready_ != 0 || down_.splitter.mid_message() ||
-                    down_.scanned < down_.in.size() || down_.batch_pending()))
+    if (server_ && (!tracker().idle() || relay().swallow_ready != 0 || down().splitter.mid_message() ||
+                    down().scanned < down().in.size() || down().batch_pending()))
         return;
-    down_.queue_injected(listen_->pending);
+    down().queue_injected(listen_->pending);
     if (listen_->pending.capacity() > 4096) {
         std::string().swap(listen_->pending);
     } else {
@@ -635,24 +677,24 @@ void client_connection::flush_notifications() {
 }
 
 void client_connection::flush_up() {
-    SLUICE_LOG(debug, log_prefix() << ": flush_up pending=" << up_.batch_bytes << " written=" << up_.written);
+    SLUICE_LOG(debug, log_prefix() << ": flush_up pending=" << up().batch_bytes << " written=" << up().written);
     if (state_ != client_state::active || !server_)
         return;
-    if (up_.batch_pending()) {
+    if (up().batch_pending()) {
         error_code ec;
-        write_batch(server_->socket(), server_->tls(), up_, ec);
+        write_batch(server_->socket(), server_->tls(), up(), ec);
         if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
             server_failed("write to server failed");
             return;
         }
-        if (up_.batch_pending()) {
-            if (!up_.write_waiting) {
-                up_.write_waiting = true;
+        if (up().batch_pending()) {
+            if (!up().write_waiting) {
+                up().write_waiting = true;
                 const bool wants_read = server_->tls() && server_->tls()->write_wants_read();
                 server_->socket().async_wait(
                     wants_read ? stream_socket::wait_read : stream_socket::wait_write,
                     [self = shared_from_this(), gen = server_generation_](const error_code& wec) {
-                        self->up_.write_waiting = false;
+                        self->up().write_waiting = false;
                         if (self->state_ == client_state::closed || !self->server_ ||
                             self->server_->generation() != gen) {
                             return;
@@ -667,17 +709,17 @@ void client_connection::flush_up() {
             return;
         }
     }
-    up_.complete_batch();
-    if (resume_up_) {
-        resume_up_ = false;
+    up().complete_batch();
+    if (relay().resume_up) {
+        relay().resume_up = false;
         process_up();
         return;
     }
-    if (up_needs_growth_) {
-        up_needs_growth_ = false;
-        const auto pending = up_.in.data();
+    if (relay().up_needs_growth) {
+        relay().up_needs_growth = false;
+        const auto pending = up().in.data();
         if (pending.size() >= protocol::header_size)
-            up_.in.reserve_total(std::size_t{protocol::load_u32(pending.data() + 1)} + 1);
+            up().in.reserve_total(std::size_t{protocol::load_u32(pending.data() + 1)} + 1);
     }
     if (terminate_received_) {
         close("client sent Terminate");
@@ -689,7 +731,7 @@ void client_connection::flush_up() {
 }
 
 void client_connection::arm_server_read() {
-    if (!server_ || server_read_armed_ || down_.batch_pending() || state_ != client_state::active)
+    if (!server_ || server_read_armed_ || down().batch_pending() || state_ != client_state::active)
         return;
     server_read_armed_ = true;
     auto on_ready = [self = shared_from_this(), gen = server_generation_](const error_code& ec) {
@@ -713,11 +755,11 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
         server_failed("server read wait failed");
         return;
     }
-    down_.in.ensure_allocated(relay_buffer_size);
-    if (down_.scanned == 0)
-        down_.in.compact();
+    down().in.ensure_allocated(relay_buffer_size);
+    if (down().scanned == 0)
+        down().in.compact();
     error_code hard;
-    const bool server_gone = drain_into(server_->socket(), server_->tls(), down_.in, hard);
+    const bool server_gone = drain_into(server_->socket(), server_->tls(), down().in, hard);
     process_down();
     if (server_gone && server_ && state_ != client_state::closed) {
         server_failed(hard ? "server connection reset" : "server closed the connection unexpectedly");
@@ -725,22 +767,22 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
 }
 
 void client_connection::process_down() {
-    if (down_.writing() || !server_ || (listen_ && listen_->holding_ready))
+    if (down().writing() || !server_ || (listen_ && listen_->holding_ready))
         return;
     const bool was_holding = rewriting_statements_ && statements_->holding();
-    const auto data = down_.in.data();
-    while (down_.scanned < data.size()) {
-        const auto piece = down_.splitter.next_piece(data.subspan(down_.scanned), down_policy_);
+    const auto data = down().in.data();
+    while (down().scanned < data.size()) {
+        const auto piece = down().splitter.next_piece(data.subspan(down().scanned), down_policy());
         if (piece.kind == piece_kind::need_more) {
             const auto total = piece.header.total_size();
-            if (piece.header.length != 0 && total > down_.in.capacity()) {
+            if (piece.header.length != 0 && total > down().in.capacity()) {
                 if (total > max_inspected_message) {
                     server_failed("oversized message from server");
                     return;
                 }
                 // An inspected message larger than the buffer: grow, but only once the batch is out (views).
-                if (down_.scanned == 0)
-                    down_.in.reserve_total(total);
+                if (down().scanned == 0)
+                    down().in.reserve_total(total);
             }
             break;
         }
@@ -748,11 +790,11 @@ void client_connection::process_down() {
             server_failed("invalid message length from server");
             return;
         }
-        const bool swallowing = swallow_ready_ > 0;
+        const bool swallowing = relay().swallow_ready > 0;
         if (piece.kind == piece_kind::stream_body) {
             if (!swallowing)
-                down_.queue_in(down_.scanned, piece.size);
-            down_.scanned += piece.size;
+                down().queue_in(down().scanned, piece.size);
+            down().scanned += piece.size;
             continue;
         }
         const char type = piece.header.type;
@@ -764,8 +806,8 @@ void client_connection::process_down() {
             // The ReadyForQuery held for the listen_relay (below), already accounted for: pass it on now.
             listen_->ready_accounted = false;
             if (listen_->held_forward)
-                down_.queue_in(down_.scanned, piece.size);
-            down_.scanned += piece.size;
+                down().queue_in(down().scanned, piece.size);
+            down().scanned += piece.size;
             continue;
         }
         bool forward = !swallowing;
@@ -773,10 +815,10 @@ void client_connection::process_down() {
             if (statements_->has_due())
                 queue_due_answers();
             const bool whole = piece.kind == piece_kind::whole;
-            const auto body = data.subspan(down_.scanned + protocol::header_size,
+            const auto body = data.subspan(down().scanned + protocol::header_size,
                                            whole ? piece.header.body_size() : piece.size - protocol::header_size);
-            rewritten_.clear();
-            switch (statements_->on_server_message(type, body, whole, rewritten_)) {
+            relay().rewritten.clear();
+            switch (statements_->on_server_message(type, body, whole, relay().rewritten)) {
                 case session::statement_relay::server_action::forward:
                     break;
                 case session::statement_relay::server_action::drop:
@@ -784,17 +826,17 @@ void client_connection::process_down() {
                     break;
                 case session::statement_relay::server_action::replace:
                     forward = false;
-                    down_.queue_injected(rewritten_);
+                    down().queue_injected(relay().rewritten);
                     break;
             }
         }
         if (type == protocol::to_char(protocol::backend::ready_for_query)) {
-            const auto body = data.subspan(down_.scanned + protocol::header_size, piece.header.body_size());
+            const auto body = data.subspan(down().scanned + protocol::header_size, piece.header.body_size());
             if (body.size() != 1) {
                 server_failed("malformed ReadyForQuery from server");
                 return;
             }
-            tracker_.on_ready_for_query(static_cast<protocol::transaction_status>(body[0]));
+            tracker().on_ready_for_query(static_cast<protocol::transaction_status>(body[0]));
             ++readies_;
             if (session_state_) {
                 const auto pins_before = session_state_->pins();
@@ -809,27 +851,27 @@ void client_connection::process_down() {
                     listen_->holding_ready = true;
                     listen_->ready_accounted = true;
                     listen_->held_forward = forward;
-                    if (in_query_)
+                    if (relay().in_query)
                         record_ready_for_query();
                     break;
                 }
             }
             if (swallowing) {
-                --swallow_ready_;
+                --relay().swallow_ready;
                 // Sluice's SETs are done: take the server's spelling of the values it set (PostgreSQL sends no
                 // ParameterStatus for a value that did not change, so copy rather than wait for reports).
-                if (swallow_ready_ == 0) {
+                if (relay().swallow_ready == 0) {
                     for (std::size_t i = 0; i < session::tracked_parameter_names.size(); ++i) {
                         const auto& theirs = server_->parameters().get(i);
                         if (parameters_.get(i) && theirs)
                             parameters_.set(session::tracked_parameter_names[i], *theirs);
                     }
                 }
-            } else if (in_query_) {
+            } else if (relay().in_query) {
                 record_ready_for_query();
             }
         } else if (type == protocol::to_char(protocol::backend::parameter_status)) {
-            protocol::message_reader r(data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
+            protocol::message_reader r(data.subspan(down().scanned + protocol::header_size, piece.header.body_size()));
             const auto name = r.cstring();
             const auto value = r.cstring();
             if (r.ok()) {
@@ -841,7 +883,7 @@ void client_connection::process_down() {
         } else if (type == protocol::to_char(protocol::backend::command_complete)) {
             // A SET or RESET (outside SET LOCAL's transaction scope, we cannot tell) leaves session state on the
             // server that the next client must not inherit: the server is reset before it is handed on.
-            const auto tag = data.subspan(down_.scanned + protocol::header_size, piece.header.body_size());
+            const auto tag = data.subspan(down().scanned + protocol::header_size, piece.header.body_size());
             const std::string_view t(tag.data(), tag.size());
             if (!swallowing && (t.starts_with("SET") || t.starts_with("RESET"))) {
                 server_->session_dirty = true;
@@ -862,15 +904,15 @@ void client_connection::process_down() {
             forward = false;  // listen_relay delivers it, exactly once
         } else if (swallowing && type == protocol::to_char(protocol::backend::error_response)) {
             const auto fields = protocol::parse_error_fields(
-                data.subspan(down_.scanned + protocol::header_size, piece.header.body_size()));
+                data.subspan(down().scanned + protocol::header_size, piece.header.body_size()));
             SLUICE_LOG(warning, log_prefix() << ": parameter sync failed on server S-" << server_->id() << ": "
                                              << fields.sqlstate << " " << fields.message);
         }
         if (type == protocol::to_char(protocol::backend::error_response) && session_state_ && !swallowing)
             session_state_->on_error();
         if (forward)
-            down_.queue_in(down_.scanned, piece.size);
-        down_.scanned += piece.size;
+            down().queue_in(down().scanned, piece.size);
+        down().scanned += piece.size;
     }
     if (rewriting_statements_ && statements_->has_due())
         queue_due_answers();
@@ -879,8 +921,8 @@ void client_connection::process_down() {
         send_pin_check();
     if (was_holding && rewriting_statements_ && !statements_->holding() && state_ == client_state::active) {
         // The client's held message can go on now.
-        if (up_.writing()) {
-            resume_up_ = true;
+        if (up().writing()) {
+            relay().resume_up = true;
         } else {
             process_up();
         }
@@ -892,42 +934,42 @@ void client_connection::process_down() {
 void client_connection::record_ready_for_query() {
     const auto now = steady_clock::now();
     auto& c = shard_->counters;
-    const auto query_us =
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - query_start_).count());
+    const auto query_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now - relay().query_start).count());
     c.query_count.add();
     last_ready_ = now;
-    query_timeout_cancel_sent_ = false;
+    relay().query_timeout_cancel_sent = false;
     c.query_time_us.add(query_us);
     c.query_time.observe_microseconds(query_us);
-    query_start_ = now;
-    in_query_ = tracker_.awaiting_results();
-    if (tracker_.idle() && in_xact_) {
+    relay().query_start = now;
+    relay().in_query = tracker().awaiting_results();
+    if (tracker().idle() && relay().in_xact) {
         const auto xact_us = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(now - xact_start_).count());
+            std::chrono::duration_cast<std::chrono::microseconds>(now - relay().xact_start).count());
         c.xact_count.add();
         c.xact_time_us.add(xact_us);
         c.xact_time.observe_microseconds(xact_us);
-        in_xact_ = false;
+        relay().in_xact = false;
     }
 }
 
 void client_connection::flush_down() {
     if (state_ == client_state::closed)
         return;
-    if (down_.batch_pending()) {
+    if (down().batch_pending()) {
         error_code ec;
-        write_batch(socket_, tls_.get(), down_, ec);
+        write_batch(socket_, tls_.get(), down(), ec);
         if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
             close("client write failed");
             return;
         }
-        if (down_.batch_pending()) {
-            if (!down_.write_waiting) {
-                down_.write_waiting = true;
+        if (down().batch_pending()) {
+            if (!down().write_waiting) {
+                down().write_waiting = true;
                 const bool wants_read = tls_ && tls_->write_wants_read();
                 socket_.async_wait(wants_read ? stream_socket::wait_read : stream_socket::wait_write,
                                    [self = shared_from_this()](const error_code& wec) {
-                                       self->down_.write_waiting = false;
+                                       self->down().write_waiting = false;
                                        if (self->state_ == client_state::closed)
                                            return;
                                        if (wec) {
@@ -935,7 +977,7 @@ void client_connection::flush_down() {
                                            return;
                                        }
                                        self->flush_down();
-                                       if (self->state_ != client_state::closed && !self->down_.batch_pending())
+                                       if (self->state_ != client_state::closed && !self->down().batch_pending())
                                            self->process_down();
                                    });
             }
@@ -943,14 +985,14 @@ void client_connection::flush_down() {
         }
     }
     if (shard_)
-        shard_->counters.bytes_sent.add(down_.batch_bytes);
-    down_.complete_batch();
+        shard_->counters.bytes_sent.add(down().batch_bytes);
+    down().complete_batch();
     if (listen_ && !listen_->pending.empty() && !server_) {
         flush_notifications();  // those that came while the batch was being written
         return;
     }
-    if (down_.in.empty() && !server_)
-        down_.release_storage();
+    if (down().in.empty() && !server_)
+        down().release_storage();
     // A server about to be released (its transaction is over) needs no read-wait: arming one here only to cancel it
     // in maybe_release_server costs an epoll_ctl and a cancelled handler per transaction.
     if (!server_release_due())
@@ -962,13 +1004,13 @@ bool client_connection::server_release_due() const noexcept {
         return false;
     if (pool_->cfg().mode == config::pool_mode::session)
         return false;
-    if (!tracker_.idle() || swallow_ready_ != 0 || up_.batch_pending() || up_.splitter.mid_message())
+    if (!tracker().idle() || relay().swallow_ready != 0 || up().batch_pending() || up().splitter.mid_message())
         return false;
     if (pinned())
         return false;  // session state that cannot move: the server stays until it is released or the client leaves
     if (rewriting_statements_ && !statements_->idle())
         return false;
-    if (down_.splitter.mid_message() || down_.scanned < down_.in.size())
+    if (down().splitter.mid_message() || down().scanned < down().in.size())
         return false;
     return true;
 }
@@ -1030,7 +1072,7 @@ void client_connection::add_statement_reset(server_connection& server, std::vect
 }
 
 void client_connection::detach_server_from(const std::shared_ptr<server_connection>& server) {
-    if (server_read_armed_ || up_.write_waiting) {
+    if (server_read_armed_ || up().write_waiting) {
         error_code ignored;
         server->socket().cancel(ignored);
         server_read_armed_ = false;
@@ -1039,14 +1081,14 @@ void client_connection::detach_server_from(const std::shared_ptr<server_connecti
     server->client = nullptr;
     server_.reset();
     rt_.active_clients.fetch_sub(1, std::memory_order_relaxed);
-    tracker_.reset();
+    tracker().reset();
     if (rewriting_statements_) {
         statements_->detach();
         rewriting_statements_ = false;
     }
-    swallow_ready_ = 0;
-    up_.splitter.reset();
-    down_.splitter.reset();
+    relay().swallow_ready = 0;
+    up().splitter.reset();
+    down().splitter.reset();
 }
 
 void client_connection::forward_cancel() {
@@ -1091,9 +1133,9 @@ void client_connection::send_error_and_close(std::string_view sqlstate, std::str
     // Whatever the client has not been sent yet goes first, then the error; best effort without blocking.
     std::string error;
     protocol::write_error(error, protocol::severity::fatal, sqlstate, message);
-    down_.queue_injected(error);
+    down().queue_injected(error);
     error_code ec;
-    write_batch(socket_, tls_.get(), down_, ec);
+    write_batch(socket_, tls_.get(), down(), ec);
     close(message);
 }
 
@@ -1107,11 +1149,11 @@ void client_connection::close(std::string_view why) {
         (*shard_).cancel_wait(*this);
     if (server_) {
         auto server = std::move(server_);
-        const bool nothing_outstanding = !tracker_.awaiting_results() && !tracker_.unsynced() && swallow_ready_ == 0 &&
-                                         !up_.batch_pending() && !up_.splitter.mid_message() &&
-                                         !down_.splitter.mid_message() && down_.scanned == down_.in.size() &&
-                                         (!rewriting_statements_ || statements_->idle());
-        const auto status = tracker_.status();
+        const bool nothing_outstanding =
+            !tracker().awaiting_results() && !tracker().unsynced() && relay().swallow_ready == 0 &&
+            !up().batch_pending() && !up().splitter.mid_message() && !down().splitter.mid_message() &&
+            down().scanned == down().in.size() && (!rewriting_statements_ || statements_->idle());
+        const auto status = tracker().status();
         detach_server_from(server);
         auto& shard = (*shard_);
         const auto& reset = pool_->cfg().reset_query;
@@ -1160,8 +1202,10 @@ void client_connection::close(std::string_view why) {
         tls_->shutdown();  // close_notify, best effort
     socket_.shutdown(stream_socket::shutdown_both, ignored);
     socket_.close(ignored);
-    up_.in.release();
-    down_.in.release();
+    if (relay_) {
+        relay_->up.in.release();
+        relay_->down.in.release();
+    }
 }
 
 }  // namespace sluice::net

@@ -1,6 +1,7 @@
 #include "session/parameters.hpp"
 
 #include <cctype>
+#include <cstring>
 
 namespace sluice::session {
 
@@ -25,19 +26,86 @@ std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexce
     return std::nullopt;
 }
 
+parameter_set::parameter_set(const parameter_set& other) {
+    *this = other;
+}
+
+parameter_set& parameter_set::operator=(const parameter_set& other) {
+    if (this == &other)
+        return *this;
+    if (!other.packed_) {
+        packed_.reset();
+        return *this;
+    }
+    const std::size_t bytes = other.total_bytes();
+    std::unique_ptr<char[]> copy(new char[bytes]);
+    std::memcpy(copy.get(), other.packed_.get(), bytes);
+    packed_ = std::move(copy);
+    return *this;
+}
+
+std::uint32_t parameter_set::length(std::size_t index) const noexcept {
+    std::uint32_t n;
+    std::memcpy(&n, packed_.get() + index * sizeof(std::uint32_t), sizeof(n));
+    return n;
+}
+
+std::size_t parameter_set::total_bytes() const noexcept {
+    std::size_t bytes = header_bytes;
+    for (std::size_t i = 0; i < tracked_parameter_names.size(); ++i) {
+        if (const auto n = length(i); n != absent)
+            bytes += n;
+    }
+    return bytes;
+}
+
 bool parameter_set::set(std::string_view name, std::string_view value) {
-    const auto i = tracked_parameter_index(name);
-    if (!i)
+    const auto index = tracked_parameter_index(name);
+    if (!index)
         return false;
-    values_[*i] = std::string(value);
+    // Longer values cannot be sent in a startup packet or a ParameterStatus Sluice accepts; truncating is safer than
+    // colliding with the `absent` marker.
+    value = value.substr(0, absent - 1);
+    std::array<std::optional<std::string_view>, tracked_parameter_names.size()> values;
+    std::size_t bytes = header_bytes;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        values[i] = i == *index ? std::optional<std::string_view>(value) : get(i);
+        if (values[i])
+            bytes += values[i]->size();
+    }
+    std::unique_ptr<char[]> packed(new char[bytes]);
+    char* out = packed.get() + header_bytes;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        const std::uint32_t n = values[i] ? static_cast<std::uint32_t>(values[i]->size()) : absent;
+        std::memcpy(packed.get() + i * sizeof(std::uint32_t), &n, sizeof(n));
+        if (values[i] && !values[i]->empty()) {
+            std::memcpy(out, values[i]->data(), values[i]->size());
+            out += values[i]->size();
+        }
+    }
+    packed_ = std::move(packed);  // after the copy: `value` may point into the old block
     return true;
+}
+
+std::optional<std::string_view> parameter_set::get(std::size_t index) const noexcept {
+    if (!packed_)
+        return std::nullopt;
+    const char* at = packed_.get() + header_bytes;
+    for (std::size_t i = 0; i < index; ++i) {
+        if (const auto n = length(i); n != absent)
+            at += n;
+    }
+    const auto n = length(index);
+    if (n == absent)
+        return std::nullopt;
+    return std::string_view(at, n);
 }
 
 std::optional<std::string_view> parameter_set::get(std::string_view name) const noexcept {
     const auto i = tracked_parameter_index(name);
-    if (!i || !values_[*i])
+    if (!i)
         return std::nullopt;
-    return std::string_view(*values_[*i]);
+    return get(*i);
 }
 
 namespace {
@@ -158,10 +226,10 @@ void append_quoted_literal(std::string& out, std::string_view value) {
 bool append_parameter_sync(const parameter_set& client, const parameter_set& server, std::string& sql) {
     bool any = false;
     for (std::size_t i = 0; i < tracked_parameter_names.size(); ++i) {
-        const auto& want = client.get(i);
+        const auto want = client.get(i);
         if (!want)
             continue;
-        const auto& have = server.get(i);
+        const auto have = server.get(i);
         if (have && *have == *want)
             continue;
         sql.append("SET ").append(tracked_parameter_names[i]).append(" = ");

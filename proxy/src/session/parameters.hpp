@@ -5,6 +5,8 @@
 // Operations": the server reports these whenever they change).
 
 #include <array>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,15 +21,32 @@ inline constexpr std::array<std::string_view, 6> tracked_parameter_names = {
 // Index of a tracked parameter, matching names case-insensitively as PostgreSQL does; nullopt if not tracked.
 [[nodiscard]] std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexcept;
 
+// Every client holds one for its whole life, so it is packed for idle memory per client: one heap block (the values'
+// lengths, then their bytes) instead of six optional<string>s (240 bytes). Values change rarely (login,
+// ParameterStatus), so set() rebuilds the block; reads are views into it, valid until the next set().
 class parameter_set {
   public:
+    parameter_set() = default;
+    parameter_set(const parameter_set& other);
+    parameter_set& operator=(const parameter_set& other);
+    parameter_set(parameter_set&&) noexcept = default;
+    parameter_set& operator=(parameter_set&&) noexcept = default;
+    ~parameter_set() = default;
+
     // Returns true if `name` is tracked (and so was stored).
     bool set(std::string_view name, std::string_view value);
-    [[nodiscard]] const std::optional<std::string>& get(std::size_t index) const noexcept { return values_[index]; }
+    [[nodiscard]] std::optional<std::string_view> get(std::size_t index) const noexcept;
     [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const noexcept;
 
   private:
-    std::array<std::optional<std::string>, tracked_parameter_names.size()> values_;
+    static constexpr std::uint32_t absent = 0xffffffff;
+    static constexpr std::size_t header_bytes = tracked_parameter_names.size() * sizeof(std::uint32_t);
+    [[nodiscard]] std::uint32_t length(std::size_t index) const noexcept;
+    [[nodiscard]] std::size_t total_bytes() const noexcept;
+
+    // Null when no value is set; otherwise a length per tracked parameter (`absent` when not set) followed by the
+    // values in index order.
+    std::unique_ptr<char[]> packed_;
 };
 
 // Appends to `sql` the SET statements that turn `server` into `client` for every parameter the client has a value

@@ -59,6 +59,28 @@ TEST(session_parameters, empty_value_is_a_value) {
     EXPECT_EQ(*set.get("application_name"), "");
 }
 
+TEST(session_parameters, packed_values_keep_their_neighbours_through_updates_and_copies) {
+    // The values share one packed block: replacing one (longer, shorter, from a view of the set itself) must leave
+    // the others intact, and a copy must not share storage.
+    parameter_set set;
+    EXPECT_TRUE(set.set("DateStyle", "ISO, MDY"));
+    EXPECT_TRUE(set.set("application_name", "first"));
+    EXPECT_TRUE(set.set("client_encoding", "UTF8"));
+    EXPECT_TRUE(set.set("application_name", "a much longer application name than before"));
+    EXPECT_TRUE(set.set("DateStyle", "ISO"));
+    const auto own = *set.get("application_name");
+    EXPECT_TRUE(set.set("TimeZone", own));
+    parameter_set copy = set;
+    EXPECT_TRUE(set.set("client_encoding", "LATIN1"));
+    EXPECT_EQ(set.get("DateStyle"), "ISO");
+    EXPECT_EQ(set.get("TimeZone"), "a much longer application name than before");
+    EXPECT_EQ(set.get("client_encoding"), "LATIN1");
+    EXPECT_EQ(copy.get("client_encoding"), "UTF8");
+    EXPECT_EQ(copy.get("application_name"), "a much longer application name than before");
+    EXPECT_EQ(copy.get("IntervalStyle"), std::nullopt);
+    EXPECT_EQ(copy.get(std::size_t{3}), std::nullopt);
+}
+
 TEST(session_parameters, quoting_doubles_single_quotes) {
     EXPECT_EQ(quoted(""), "E''");
     EXPECT_EQ(quoted("plain"), "E'plain'");
