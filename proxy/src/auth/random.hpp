@@ -1,7 +1,8 @@
 #pragma once
 
 // Cryptographically secure randomness for nonces, salts and cancel keys (BackendKeyData). Backed by OpenSSL's
-// RAND_bytes, which is thread-safe and reseeds itself.
+// RAND_bytes, which is thread-safe and reseeds itself (small requests are served from a per-thread block of its
+// output, see random.cpp).
 
 #include <cstdint>
 #include <span>

@@ -129,7 +129,7 @@ int app::run() {
     }
     for (auto& w : rt.workers())
         w->start();
-    // Accepting runs on worker 0's context.
+    // Each listening socket accepts on its own worker (listener.hpp); start() posts there.
     rt.worker_at(0).post([this] { impl_->listen->start(); });
     rt.accepting.store(true);
     SLUICE_LOG(info, "sluice started with " << rt.worker_count() << " workers");

@@ -151,6 +151,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   private:
     // Login (client_login.cpp).
     asio::awaitable<void> run_login();
+    // Login reads go through login_'s buffer: one non-blocking read takes a whole small message (often several).
+    asio::awaitable<bool> login_fill();
+    asio::awaitable<bool> login_need(std::size_t bytes);
+    asio::awaitable<bool> login_take(char* data, std::size_t size);
     asio::awaitable<bool> read_startup(std::string& packet);
     asio::awaitable<bool> read_message(char& type, std::string& body, std::size_t max_length);
     asio::awaitable<bool> write_all(std::string& bytes);
@@ -240,9 +244,11 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::shared_ptr<const config::config> config_;  // the config this client logged in under
     session::parameter_set parameters_;             // the client's view of the tracked parameters
     cancel_registry::key cancel_key_{};
-    // Login-only state, on the heap so that a logged-in client does not carry it (idle memory per client).
-    std::unique_ptr<auth::scram_client_keys> client_keys_;  // proven by the client's SCRAM login
-    std::unique_ptr<auth::secret> looked_up_secret_;        // the secret auth_query found for this user
+    // Login-only state (client_login.cpp): the read-ahead buffer of login messages, the keys a SCRAM login proved,
+    // the secret auth_query found. On the heap and freed when login ends, so that a logged-in client does not carry
+    // it (idle memory per client).
+    struct login_state;
+    std::unique_ptr<login_state> login_;
     std::shared_ptr<void> client_slot_;  // its place under max_db/max_user_client_connections, given back when freed
 
     std::unique_ptr<relay_state> relay_;  // see relay_state; null while idle

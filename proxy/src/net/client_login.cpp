@@ -1,6 +1,8 @@
 // The login half of client_connection: startup packet, authentication, welcome.
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstring>
 #include <utility>
 
 #include "admin/access.hpp"
@@ -8,6 +10,9 @@
 #include "auth/random.hpp"
 #include "auth/scram.hpp"
 #include "net/client_connection.hpp"
+#include "sluice/bridge/error.hpp"
+#include "sluice/bridge/sync_to_async.hpp"
+#include "sluice/bridge/thread_pool.hpp"
 #include "sluice/protocol/error.hpp"
 #include "sluice/protocol/frame.hpp"
 #include "sluice/protocol/reader.hpp"
@@ -42,6 +47,25 @@ bool contains(const std::vector<std::string>& list, std::string_view name) {
 }
 
 }  // namespace
+
+struct client_connection::login_state {
+    // Login messages are small (a startup packet of ~100 bytes, SCRAM messages of ~60-110): one non-blocking read of
+    // up to this much takes a whole message, or several pipelined ones, in one syscall where exact reads of header
+    // and body took two plus an EAGAIN. A longer message is completed with an exact read into its destination.
+    static constexpr std::size_t input_capacity = 1024;
+    // The relay's receive buffer size (client_relay.cpp), for bytes a client pipelined after its login.
+    static constexpr std::size_t relay_input_capacity = 16 * 1024;
+
+    std::optional<auth::scram_client_keys> client_keys;  // proven by the client's SCRAM login
+    std::optional<auth::secret> looked_up_secret;        // the secret auth_query found for this user
+    // AuthenticationOk (after SASLFinal) of a client login, sent with the welcome in one write.
+    std::string reply;
+    std::size_t begin = 0;  // input[begin, end) is read and not consumed yet
+    std::size_t end = 0;
+    std::array<char, input_capacity> input;
+
+    [[nodiscard]] std::size_t buffered() const noexcept { return end - begin; }
+};
 
 const char* to_string(client_state s) noexcept {
     switch (s) {
@@ -84,6 +108,7 @@ void client_connection::start() {
                       std::chrono::duration_cast<steady_clock::duration>(config_->settings.client_login_timeout);
     error_code ignored;
     socket_.non_blocking(true, ignored);
+    login_ = std::make_unique<login_state>();
     asio::co_spawn(worker_.context(), run_login(), [self = shared_from_this()](std::exception_ptr e) {
         if (!e)
             return;
@@ -159,37 +184,104 @@ void client_connection::shutdown_notice(bool idle_only) {
 }
 
 asio::awaitable<bool> client_connection::write_all(std::string& bytes) {
-    const auto ec = co_await async_write_exact(socket_, tls_.get(), bytes.data(), bytes.size());
+    std::size_t done = 0;
+    if (!tls_) {
+        // A non-blocking write first: login messages are small and the socket's buffer is empty, so it takes them
+        // whole, without the scheduler round trip (and epoll_wait) that completing an Asio operation costs.
+        error_code ec;
+        done = socket_.write_some(asio::buffer(bytes), ec);
+        if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+            bytes.clear();
+            co_return false;
+        }
+    }
+    error_code ec;
+    if (done < bytes.size())
+        ec = co_await async_write_exact(socket_, tls_.get(), bytes.data() + done, bytes.size() - done);
     bytes.clear();
     co_return !ec;
 }
 
+asio::awaitable<bool> client_connection::login_fill() {
+    auto& in = *login_;
+    if (in.begin == in.end) {
+        in.begin = in.end = 0;
+    } else if (in.end == in.input.size()) {
+        std::memmove(in.input.data(), in.input.data() + in.begin, in.buffered());
+        in.end -= in.begin;
+        in.begin = 0;
+    }
+    char* space = in.input.data() + in.end;
+    const std::size_t size = in.input.size() - in.end;
+    if (!tls_) {
+        // Asio reads speculatively first (no wait when the bytes are already there), and after a read that drained
+        // the socket it waits for the next edge instead of trying a read that would only say EAGAIN; neither touches
+        // epoll_ctl.
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, size), use_nothrow);
+        in.end += n;
+        co_return !ec && n > 0;
+    }
+    for (;;) {
+        error_code ec;
+        const std::size_t n = tls_->read_some(space, size, ec);
+        in.end += n;
+        if (!ec && n > 0)
+            co_return true;
+        if (ec != asio::error::would_block)
+            co_return false;
+        const auto wait = tls_->read_wants_write() ? stream_socket::wait_write : stream_socket::wait_read;
+        auto [wec] = co_await socket_.async_wait(wait, use_nothrow);
+        if (wec)
+            co_return false;
+    }
+}
+
+asio::awaitable<bool> client_connection::login_need(std::size_t bytes) {
+    // Precondition: bytes <= input_capacity (a header).
+    while (login_->buffered() < bytes) {
+        const bool more = co_await login_fill();
+        if (!more)
+            co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> client_connection::login_take(char* data, std::size_t size) {
+    auto& in = *login_;
+    const std::size_t have = std::min(size, in.buffered());
+    std::memcpy(data, in.input.data() + in.begin, have);
+    in.begin += have;
+    if (have == size)
+        co_return true;
+    // Longer than what one read took: the rest straight into its destination, without staging.
+    co_return !co_await async_read_exact(socket_, tls_.get(), data + have, size - have);
+}
+
 asio::awaitable<bool> client_connection::read_startup(std::string& packet) {
-    char length_bytes[4];
-    if (co_await async_read_exact(socket_, tls_.get(), length_bytes, 4))
+    if (!co_await login_need(4))
         co_return false;
-    const auto length = protocol::load_u32(length_bytes);
+    const auto length = protocol::load_u32(login_->input.data() + login_->begin);
     if (length < protocol::startup_header_size || length > protocol::max_startup_length) {
         co_await fail_login(protocol::sqlstate::protocol_violation, "invalid length of startup packet");
         co_return false;
     }
-    packet.assign(length_bytes, 4);
     packet.resize(length);
-    co_return !co_await async_read_exact(socket_, tls_.get(), packet.data() + 4, length - 4);
+    co_return co_await login_take(packet.data(), length);
 }
 
 asio::awaitable<bool> client_connection::read_message(char& type, std::string& body, std::size_t max_length) {
-    char header[protocol::header_size];
-    if (co_await async_read_exact(socket_, tls_.get(), header, sizeof header))
+    if (!co_await login_need(protocol::header_size))
         co_return false;
-    const auto h = protocol::read_header({header, sizeof header}, static_cast<std::uint32_t>(max_length));
+    const auto h = protocol::read_header({login_->input.data() + login_->begin, protocol::header_size},
+                                         static_cast<std::uint32_t>(max_length));
     if (h.status != protocol::header_status::ok) {
         co_await fail_login(protocol::sqlstate::protocol_violation, "invalid message length during login");
         co_return false;
     }
+    login_->begin += protocol::header_size;
     type = h.header.type;
     body.resize(h.header.body_size());
-    co_return !co_await async_read_exact(socket_, tls_.get(), body.data(), body.size());
+    co_return co_await login_take(body.data(), body.size());
 }
 
 asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, std::string_view message) {
@@ -200,6 +292,8 @@ asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, s
         rt_.logins.count_login_failure();
     }
     std::string out;
+    if (login_)
+        out.swap(login_->reply);  // an AuthenticationOk held back for the welcome goes first, as it would have
     protocol::write_error(out, protocol::severity::fatal, sqlstate, message);
     co_await write_all(out);
     close(message);
@@ -218,12 +312,17 @@ asio::awaitable<void> client_connection::handle_cancel_request(std::uint32_t pid
 }
 
 asio::awaitable<bool> client_connection::start_tls(const tls_context& ctx) {
+    // Bytes read ahead of the handshake would be plaintext injected into the TLS session (as in CVE-2021-23214):
+    // PostgreSQL refuses them the same way.
+    if (login_->buffered() != 0) {
+        co_await fail_login(protocol::sqlstate::protocol_violation, "received unencrypted data after SSL request");
+        co_return false;
+    }
     std::string yes = "S";
     if (!co_await write_all(yes)) {
         close("client disconnected during negotiation");
         co_return false;
     }
-    // Only the 8-byte SSLRequest has been read: no plaintext can be buffered ahead of the handshake.
     tls_ = std::make_unique<tls_stream>(ctx, socket_.native_handle());
     if (const auto ec = co_await async_tls_handshake(socket_, *tls_)) {
         SLUICE_LOG(warning, log_prefix() << ": TLS handshake failed: " << tls_->failure_reason(ec));
@@ -241,9 +340,11 @@ asio::awaitable<void> client_connection::run_login() {
     protocol::startup_packet startup;
     // The TLS settings in force when the client connected; PgBouncer offers no TLS on Unix sockets.
     const auto tls_ctx = rt_.client_tls();
-    error_code family_ec;
-    const bool unix_socket = socket_.local_endpoint(family_ec).protocol().family() == AF_UNIX;
-    const bool offer_tls = tls_ctx && tls_ctx->enabled() && !unix_socket;
+    bool offer_tls = tls_ctx && tls_ctx->enabled();
+    if (offer_tls) {  // getsockname only when it matters
+        error_code family_ec;
+        offer_tls = socket_.local_endpoint(family_ec).protocol().family() != AF_UNIX;
+    }
     for (int negotiation = 0;; ++negotiation) {
         if (!co_await read_startup(packet)) {
             close("client disconnected during startup");
@@ -366,14 +467,21 @@ asio::awaitable<void> client_connection::run_login() {
     if (!co_await authenticate(&*entry))
         co_return;
 
-    pool_ = rt_.get_pool(*entry, database_, user_, looked_up_secret_.get());
-    looked_up_secret_.reset();
+    pool_ = rt_.get_pool(*entry, database_, user_, login_->looked_up_secret ? &*login_->looked_up_secret : nullptr);
+    login_->looked_up_secret.reset();
     shard_ = &pool_->shard(worker_.index());
     {
         std::string refused;
         client_slot_ = pool_->try_add_client(refused);
         if (!client_slot_) {
             co_await fail_login(protocol::sqlstate::too_many_connections, refused);
+            co_return;
+        }
+    }
+    if (!login_->reply.empty() && !pool_->welcome()) {
+        // The welcome waits for a first server login, which may take long: the client hears its login succeeded now.
+        if (!co_await write_all(login_->reply)) {
+            close("client disconnected during login");
             co_return;
         }
     }
@@ -388,9 +496,16 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
     std::string body;
     char type = 0;
     const std::string failure = "password authentication failed for user \"" + user_ + "\"";
+    // A client login sends AuthenticationOk with the welcome (finish_login), one write for both; the admin console
+    // writes its own welcome.
+    const bool hold_ok = db != nullptr;
 
     if (auth == config::auth_type::trust || auth == config::auth_type::any) {
         protocol::write_authentication_ok(out);
+        if (hold_ok) {
+            login_->reply.swap(out);
+            co_return true;
+        }
         co_return co_await write_all(out);
     }
 
@@ -410,6 +525,10 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
             co_return false;
         }
         protocol::write_authentication_ok(out);
+        if (hold_ok) {
+            login_->reply.swap(out);
+            co_return true;
+        }
         co_return co_await write_all(out);
     }
 
@@ -433,7 +552,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
                 co_return false;
             }
             if (answer.found()) {
-                looked_up_secret_ = std::make_unique<auth::secret>(answer.stored);
+                login_->looked_up_secret = answer.stored;
                 found = credential{std::move(answer.stored), std::move(answer.scram)};
             }
         }
@@ -442,6 +561,22 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
     const bool use_scram =
         auth == config::auth_type::scram_sha_256 ||
         (auth == config::auth_type::md5 && found && found->stored.type == auth::secret::kind::scram_sha_256);
+    if (use_scram && found && found->needs_derivation()) {
+        // A plaintext auth_file password, at this user's first SCRAM login: PBKDF2 (milliseconds of CPU) runs on a
+        // bridge thread, once per user (the store caches it), while this worker serves its other connections.
+        auto derive = [creds, user = user_] { return creds->derive(user); };
+        bool refused = false;
+        try {
+            found = co_await bridge::sync_to_async(rt_.auth_pool(), std::move(derive), bridge::any_thread);
+        } catch (const bridge::bridge_error& e) {
+            SLUICE_LOG(warning, log_prefix() << ": SCRAM key derivation did not run: " << e.code().message());
+            refused = true;
+        }
+        if (refused || !found || found->needs_derivation()) {
+            co_await fail_login(protocol::sqlstate::connection_failure, "too many logins waiting, try again");
+            co_return false;
+        }
+    }
     if (use_scram) {
         auto fsm =
             found ? auth::scram_server_fsm(found->scram, user_) : auth::scram_server_fsm::for_unknown_user(user_);
@@ -494,10 +629,12 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
         }
         protocol::write_authentication_sasl_final(out, final_result.message);
         protocol::write_authentication_ok(out);
-        if (!co_await write_all(out))
-            co_return false;
-        client_keys_ = std::make_unique<auth::scram_client_keys>(fsm.client_keys());
-        co_return true;
+        login_->client_keys = fsm.client_keys();
+        if (hold_ok) {
+            login_->reply.swap(out);
+            co_return true;
+        }
+        co_return co_await write_all(out);
     }
 
     if (auth == config::auth_type::md5) {
@@ -519,6 +656,10 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
             co_return false;
         }
         protocol::write_authentication_ok(out);
+        if (hold_ok) {
+            login_->reply.swap(out);
+            co_return true;
+        }
         co_return co_await write_all(out);
     }
 
@@ -539,6 +680,10 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
             co_return false;
         }
         protocol::write_authentication_ok(out);
+        if (hold_ok) {
+            login_->reply.swap(out);
+            co_return true;
+        }
         co_return co_await write_all(out);
     }
 
@@ -547,10 +692,18 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
 }
 
 void client_connection::finish_login() {
-    if (client_keys_) {
-        pool_->remember_client_keys(*client_keys_);
-        client_keys_.reset();
+    if (login_->client_keys)
+        pool_->remember_client_keys(*login_->client_keys);
+    // AuthenticationOk held back, then the welcome: one write (start_relay's flush).
+    if (!login_->reply.empty())
+        down().queue_injected(login_->reply);
+    if (login_->buffered() != 0) {
+        // Messages the client pipelined after its login: where the relay reads them (start_relay looks there first).
+        up().in.ensure_allocated(login_state::relay_input_capacity);
+        std::memcpy(up().in.writable().data(), login_->input.data() + login_->begin, login_->buffered());
+        up().in.commit(login_->buffered());
     }
+    login_.reset();
     if (auto welcome = pool_->welcome()) {
         send_welcome(*welcome);
         start_relay();

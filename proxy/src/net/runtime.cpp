@@ -22,13 +22,26 @@ std::optional<credential> credential_store::find(std::string_view user) const {
     credential c{*stored, *stored};
     if (stored->type == auth::secret::kind::plain && !stored->stored.empty()) {
         std::lock_guard lock(mutex_);
-        auto it = derived_.find(std::string(user));
-        if (it == derived_.end()) {
-            auto parsed = auth::parse_secret(auth::make_scram_secret(stored->stored, scram_iterations_));
-            it = derived_.emplace(std::string(user), *parsed).first;
-        }
-        c.scram = it->second;
+        if (auto it = derived_.find(user); it != derived_.end())
+            c.scram = it->second;
     }
+    return c;
+}
+
+std::optional<credential> credential_store::derive(std::string_view user) const {
+    auto c = find(user);
+    if (!c || !c->needs_derivation())
+        return c;
+    // One derivation at a time: a second login of the same user waits here and then finds the first one's result.
+    std::lock_guard serial(derive_mutex_);
+    if (auto again = find(user); again && !again->needs_derivation())
+        return again;
+    auto parsed = auth::parse_secret(auth::make_scram_secret(c->stored.stored, scram_iterations_));
+    {
+        std::lock_guard lock(mutex_);
+        derived_.insert_or_assign(std::string(user), *parsed);
+    }
+    c->scram = std::move(*parsed);
     return c;
 }
 

@@ -37,25 +37,40 @@ class client_connection;
 class tls_context;
 struct pool_config;
 
-// Credentials as loaded from auth_file, with plaintext passwords pre-derived into SCRAM secrets once so that no
-// client login pays for PBKDF2.
+// Credentials as loaded from auth_file. A plaintext password is turned into a SCRAM secret once per user (PBKDF2, not
+// per login), off the event loop: see credential_store::derive().
 struct credential {
     auth::secret stored;  // as in the auth_file
     auth::secret scram;   // what verifies a SCRAM login: `stored` itself, or a SCRAM secret derived from a plain one
+
+    // A plaintext password whose SCRAM secret is not derived yet: `scram` is still the plain password, and a SCRAM
+    // login needs credential_store::derive() first (scram_server_fsm would otherwise run PBKDF2 per login).
+    [[nodiscard]] bool needs_derivation() const noexcept {
+        return scram.type == auth::secret::kind::plain && !scram.stored.empty();
+    }
 };
 
 class credential_store {
   public:
     credential_store(auth::userlist users, int scram_iterations);
-    // The user's credential, with a SCRAM form derived on first use for plaintext passwords (PBKDF2 once per user,
-    // not per login). nullopt for unknown users. Thread-safe.
+    // The user's credential, without deriving anything: for a plaintext password, `scram` is the SCRAM secret if
+    // derive() already ran for this user, else the plain password (needs_derivation()). nullopt for unknown users.
+    // Thread-safe; cheap enough for the event loop.
     [[nodiscard]] std::optional<credential> find(std::string_view user) const;
+    // find(), with the SCRAM secret of a plaintext password derived and cached on first use: PBKDF2 (milliseconds of
+    // CPU), so call it on a bridge thread, never on an event loop. Concurrent first calls derive once.
+    [[nodiscard]] std::optional<credential> derive(std::string_view user) const;
 
   private:
+    struct name_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
+    };
     auth::userlist users_;
     int scram_iterations_;
-    mutable std::mutex mutex_;
-    mutable std::unordered_map<std::string, auth::secret> derived_;
+    mutable std::mutex derive_mutex_;  // serialises derivations (bridge threads only), so that none repeats
+    mutable std::mutex mutex_;         // guards derived_; held only for a lookup or an insert
+    mutable std::unordered_map<std::string, auth::secret, name_hash, std::equal_to<>> derived_;
 };
 
 // Cancel keys handed to clients in BackendKeyData. Keys come from a CSPRNG; the registry maps them to the client so a
@@ -118,6 +133,8 @@ class runtime {
     [[nodiscard]] auth_query_service& auth_queries() noexcept { return *auth_queries_; }
     // The bridge pool running auth_query lookups, for its metrics.
     [[nodiscard]] const bridge::thread_pool& auth_pool() const noexcept { return *auth_pool_; }
+    // The same pool, for CPU work kept off the event loop (SCRAM key derivation of plaintext auth_file passwords).
+    [[nodiscard]] bridge::thread_pool& auth_pool() noexcept { return *auth_pool_; }
 
     std::vector<std::unique_ptr<worker>>& workers() noexcept { return workers_; }
     [[nodiscard]] worker& worker_at(std::size_t i) { return *workers_[i]; }
