@@ -17,7 +17,17 @@ import statistics
 from dataclasses import dataclass, field
 
 TARGET_LABELS = {"pgbouncer": "PgBouncer", "sluice": "Sluice", "sluice_metrics": "Sluice, metrics on",
-                 "direct": "direct"}
+                 "sluice_alt": "Sluice, other settings", "direct": "direct"}
+
+
+def settings_text(settings):
+    """`key=value, key=value` in the order given: the name of bench/run --compare-settings' Sluice in the report."""
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def set_alt_settings(settings):
+    """Labels the "sluice_alt" target with its settings, so that every table of the report says what it ran with."""
+    TARGET_LABELS["sluice_alt"] = f"Sluice, {settings_text(settings)}"
 
 
 @dataclass
@@ -264,20 +274,58 @@ def ratios_table(scenarios, summaries):
     return md_table(header, rows)
 
 
-def metrics_table(scenarios, summaries):
-    """Sluice with metrics on divided by Sluice with metrics off (bench/run --metrics-compare), per scenario."""
-    header = ["#", "Scenario", "CPU µs/tx off", "CPU µs/tx on", "CPU/tx on ÷ off", "TPS on ÷ off",
-              "Mean lat on ÷ off", "p99 on ÷ off"]
+def ab_table(scenarios, summaries, base, alt, base_name, alt_name, results=None):
+    """Target `alt` divided by target `base` per scenario: two Sluice processes of the same binary run interleaved
+    (bench/run --metrics-compare, --compare-settings). Ratios have three decimals: a few % is what is asked about.
+
+    With `results` (the RunResult list), a last column gives the CPU/tx ratio of each round's pair of runs: they ran
+    back to back, so their spread shows how far the drifts of a shared machine move the ratio of the medians."""
+    header = ["#", "Scenario", f"CPU µs/tx {base_name}", f"CPU µs/tx {alt_name}", f"CPU/tx {alt_name} ÷ {base_name}",
+              f"TPS {alt_name} ÷ {base_name}", f"Mean lat {alt_name} ÷ {base_name}",
+              f"p99 {alt_name} ÷ {base_name}"]
+    if results is not None:
+        header.append(f"CPU/tx {alt_name} ÷ {base_name}, each round")
     rows = []
     for number, title, _ in scenarios:
-        off, on = summaries.get((number, "sluice")), summaries.get((number, "sluice_metrics"))
-        if off is None or on is None:
+        b, a = summaries.get((number, base)), summaries.get((number, alt))
+        if b is None or a is None:
             continue
-        precise = lambda a, b: "—" if ratio(a, b) is None else f"{ratio(a, b):.3f}×"  # noqa: E731 (3 % matters)
-        rows.append([number, title, fmt(off.cpu_us_per_tx, 1), fmt(on.cpu_us_per_tx, 1),
-                     precise(on.cpu_us_per_tx, off.cpu_us_per_tx), precise(on.tps, off.tps),
-                     precise(on.mean_ms, off.mean_ms), precise(on.p99_ms, off.p99_ms)])
+        row = [number, title, fmt(b.cpu_us_per_tx, 1), fmt(a.cpu_us_per_tx, 1),
+               fmt_ratio3(ratio(a.cpu_us_per_tx, b.cpu_us_per_tx)), fmt_ratio3(ratio(a.tps, b.tps)),
+               fmt_ratio3(ratio(a.mean_ms, b.mean_ms)), fmt_ratio3(ratio(a.p99_ms, b.p99_ms))]
+        if results is not None:
+            row.append(", ".join(fmt_ratio3(r) for r in round_ratios(results, number, base, alt, "cpu_us_per_tx"))
+                       or "—")
+        rows.append(row)
     return md_table(header, rows)
+
+
+def round_ratios(results, scenario, base, alt, figure):
+    """`figure` of `alt` ÷ `figure` of `base`, round by round, for the rounds where both runs have it."""
+    by_round = {}
+    for r in results:
+        if r.scenario == scenario and r.target in (base, alt) and r.ok:
+            by_round.setdefault(r.round, {})[r.target] = getattr(r, figure)
+    out = []
+    for _, pair in sorted(by_round.items()):
+        value = ratio(pair.get(alt), pair.get(base))
+        if value is not None:
+            out.append(value)
+    return out
+
+
+def fmt_ratio3(value):
+    return "—" if value is None else f"{value:.3f}×"
+
+
+def metrics_table(scenarios, summaries):
+    """Sluice with metrics on divided by Sluice with metrics off (bench/run --metrics-compare), per scenario."""
+    return ab_table(scenarios, summaries, "sluice", "sluice_metrics", "off", "on")
+
+
+def settings_table(scenarios, summaries, results=None):
+    """Sluice with the settings of bench/run --compare-settings divided by Sluice with the bench's settings."""
+    return ab_table(scenarios, summaries, "sluice", "sluice_alt", "default", "alt", results)
 
 
 def runs_table(results, titles):

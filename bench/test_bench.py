@@ -1,12 +1,28 @@
 """Unit tests of bench/'s pure parts (no server): python3 -m unittest discover -s bench -p 'test_*.py'"""
 
+import argparse
 import base64
+import contextlib
+import importlib.machinery
+import importlib.util
+import io
 import os
 import tempfile
 import unittest
 
 import bench_report as rep
 import idle_clients
+
+
+def load_bench_run():
+    """bench/run as a module (it has no .py suffix); its main() only runs as a script."""
+    loader = importlib.machinery.SourceFileLoader("bench_run", os.path.join(os.path.dirname(__file__), "run"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("bench_run", loader))
+    loader.exec_module(module)
+    return module
+
+
+bench_run = load_bench_run()
 
 
 class ScramTest(unittest.TestCase):
@@ -123,6 +139,72 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("| 5 | tpcb | 40.0 | 41.0 | 1.025× | 0.990× | 1.000× | 1.100× |", table)
         runs = rep.runs_table(results, [(5, "tpcb", ["sluice", "sluice_metrics"])])
         self.assertIn("Sluice, metrics on", runs)
+
+    def test_settings_table_divides_alt_by_default_and_shows_each_round(self):
+        results = [rep.RunResult(1, "sluice", 1, tps=1000.0, mean_ms=2.0, p99_ms=4.0, cpu_us_per_tx=40.0),
+                   rep.RunResult(1, "sluice_alt", 1, tps=1010.0, mean_ms=1.9, p99_ms=4.0, cpu_us_per_tx=39.0),
+                   rep.RunResult(1, "sluice", 2, tps=900.0, mean_ms=2.2, p99_ms=4.4, cpu_us_per_tx=44.0),
+                   rep.RunResult(1, "sluice_alt", 2, tps=950.0, mean_ms=2.0, p99_ms=4.4, cpu_us_per_tx=44.0),
+                   rep.RunResult(1, "sluice", 3, error="pgbench exit 2"),  # a round without a pair: left out
+                   rep.RunResult(1, "sluice_alt", 3, tps=990.0, mean_ms=2.0, p99_ms=4.0, cpu_us_per_tx=41.0)]
+        scenarios = [(1, "select", ["sluice", "sluice_alt"])]
+        table = rep.settings_table(scenarios, rep.summarize(results), results)
+        self.assertIn("| CPU µs/tx default | CPU µs/tx alt | CPU/tx alt ÷ default | TPS alt ÷ default |", table)
+        # medians: default 42.0 µs, 950 tps, 2.1 ms; alt 41.0 µs, 990 tps, 2.0 ms
+        self.assertIn("| 1 | select | 42.0 | 41.0 | 0.976× | 1.042× | 0.952× | 0.952× | 0.975×, 1.000× |", table)
+        self.assertNotIn("each round", rep.settings_table(scenarios, rep.summarize(results)))
+
+    def test_alt_target_is_labelled_with_its_settings(self):
+        saved = rep.TARGET_LABELS["sluice_alt"]
+        try:
+            rep.set_alt_settings({"track_session_state": "0", "listen_relay": "0"})
+            runs = rep.runs_table([rep.RunResult(1, "sluice_alt", 1, tps=1.0)], [(1, "select", ["sluice_alt"])])
+            self.assertIn("| Sluice, track_session_state=0, listen_relay=0 |", runs)
+        finally:
+            rep.TARGET_LABELS["sluice_alt"] = saved
+
+
+class CompareSettingsTest(unittest.TestCase):
+    def parse_args(self, *argv):
+        """bench/run's parse_args on argv; an argparse error comes back as the SystemExit and the message."""
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                return bench_run.parse_args(list(argv)), ""
+            except SystemExit as e:
+                return e, err.getvalue()
+
+    def test_settings_keep_their_order_and_lose_spaces(self):
+        self.assertEqual(list(bench_run.parse_settings("track_session_state=0, listen_relay = 0,").items()),
+                         [("track_session_state", "0"), ("listen_relay", "0")])
+        self.assertEqual(bench_run.parse_settings("server_reset_query="), {"server_reset_query": ""})
+
+    def test_bad_settings_are_refused(self):
+        for text in ("track_session_state", "=0", " =0", "a=1,b", "a=1,a=2", "bad key=1", "listen_port=1", "", ","):
+            with self.subTest(text=text), self.assertRaises(argparse.ArgumentTypeError):
+                bench_run.parse_settings(text)
+
+    def test_bad_settings_are_an_argparse_error(self):
+        for text in ("track_session_state", "=0"):
+            with self.subTest(text=text):
+                exit_, message = self.parse_args("--compare-settings", text)
+                self.assertIsInstance(exit_, SystemExit)
+                self.assertEqual(exit_.code, 2)
+                self.assertIn("argument --compare-settings", message)
+
+    def test_metrics_compare_and_compare_settings_exclude_each_other(self):
+        exit_, message = self.parse_args("--metrics-compare", "--compare-settings", "listen_relay=0")
+        self.assertIsInstance(exit_, SystemExit)
+        self.assertIn("not allowed with argument", message)
+
+    def test_plan_pairs_sluice_with_its_alternative_only(self):
+        args, _ = self.parse_args("--compare-settings", "track_session_state=0", "--scenarios", "1,2,4,7")
+        self.assertEqual([(s.number, t) for s, t in bench_run.plan(args)],
+                         [(1, ["sluice", "sluice_alt"]), (2, ["sluice", "sluice_alt"]), (4, ["sluice", "sluice_alt"])])
+        args, _ = self.parse_args("--metrics-compare", "--scenarios", "1")
+        self.assertEqual([(s.number, t) for s, t in bench_run.plan(args)], [(1, ["sluice", "sluice_metrics"])])
+        args, _ = self.parse_args("--scenarios", "1")
+        self.assertEqual([(s.number, t) for s, t in bench_run.plan(args)], [(1, ["pgbouncer", "sluice"])])
 
 
 if __name__ == "__main__":
