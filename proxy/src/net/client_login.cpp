@@ -123,7 +123,14 @@ void client_connection::tick(steady_clock::time_point now) {
             }
             break;
         case client_state::active:
-            if (tracker_.awaiting_results()) {
+            if (in_xact_ && expired(settings.transaction_timeout, xact_start_)) {
+                // transaction_timeout (PgBouncer 1.25): the whole transaction, queries included, took too long. Like
+                // PgBouncer the client is disconnected; close() rolls back an idle transaction and discards a server
+                // that is mid-query. SQLSTATE 25P04 is PostgreSQL 17's own transaction_timeout code.
+                if (shard_)
+                    shard_->counters.transaction_timeouts.add();
+                send_error_and_close(protocol::sqlstate::transaction_timeout, "transaction timeout");
+            } else if (tracker_.awaiting_results()) {
                 // query_timeout: cancel the query on the backend; the client gets the server's 57014 and keeps
                 // its connection, and the server stays usable (PgBouncer closes both instead).
                 if (expired(settings.query_timeout, query_start_) && !query_timeout_cancel_sent_) {
