@@ -2,30 +2,20 @@
 connections running 20 transactions each over 5 server connections with every result correct."""
 
 import asyncio
-import resource
 import time
 import unittest
 
 import asyncpg
 
+from asyncpg_support import STORM_CLIENTS as CLIENTS
+from asyncpg_support import STORM_TRANSACTIONS_PER_CLIENT as TRANSACTIONS_PER_CLIENT
+from asyncpg_support import AsyncpgMixin
 from client_fixture import DEFAULT_POOL_SIZE, SluiceTestCase
-from sluice_harness import TEST_DATABASE, TEST_PASSWORD, TEST_USER
 
-CLIENTS = 500
-TRANSACTIONS_PER_CLIENT = 20
 STORM_DEADLINE_S = 100  # the whole storm, logins included
 
 
-def ensure_open_files(needed):
-    """Raises the soft RLIMIT_NOFILE to `needed` when it is lower (up to the hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-class AsyncpgTest(SluiceTestCase):
+class AsyncpgTest(AsyncpgMixin, SluiceTestCase):
     # asyncpg computes SCRAM's salted password in a Python loop (about 10 ms per 1000 iterations here), all 500
     # logins on one event loop: at PostgreSQL's 4096 iterations the logins alone would take over 20 s. Sluice derives
     # the clients' SCRAM secret from the auth_file's plain password with scram_iterations, so fewer keep the storm
@@ -33,12 +23,9 @@ class AsyncpgTest(SluiceTestCase):
     sluice_settings = {"max_client_conn": "1000", "query_wait_timeout": "60", "scram_iterations": "256"}
     server_settings = {"shared_preload_libraries": "pg_stat_statements"}
 
-    async def connect(self):
-        return await asyncpg.connect(host="127.0.0.1", port=self.sluice.port, user=TEST_USER, password=TEST_PASSWORD,
-                                     database=TEST_DATABASE, statement_cache_size=0, timeout=30)
-
-    def run_async(self, coro, timeout=60):
-        return asyncio.run(asyncio.wait_for(coro, timeout))
+    asyncpg_options = {"statement_cache_size": 0}
+    connect_timeout_s = 30
+    run_timeout_s = 60
 
     def test_crud_with_parameters_executemany_and_transactions(self):
         async def scenario():
@@ -141,18 +128,8 @@ class AsyncpgTest(SluiceTestCase):
         self.run_async(scenario())
 
     def test_500_connections_running_20_transactions_each_all_see_their_own_rows(self):
-        self.assertGreaterEqual(ensure_open_files(4 * CLIENTS), 2 * CLIENTS + 100)
-
-        async def setup():
-            conn = await self.connect()
-            try:
-                await conn.execute("DROP TABLE IF EXISTS apg_storm")
-                await conn.execute("CREATE TABLE apg_storm (conn_id int NOT NULL, i int NOT NULL, "
-                                   "backend int NOT NULL, PRIMARY KEY (conn_id, i))")
-            finally:
-                await conn.close()
-
-        self.run_async(setup())
+        self.prepare_storm("apg_storm",
+                           "conn_id int NOT NULL, i int NOT NULL, backend int NOT NULL, PRIMARY KEY (conn_id, i)")
         failures = []
         backends = set()
 
@@ -177,8 +154,7 @@ class AsyncpgTest(SluiceTestCase):
         started = time.monotonic()
         errors = self.run_async(storm(), timeout=STORM_DEADLINE_S)
         elapsed = time.monotonic() - started
-        kinds = sorted({f"{type(e).__name__}: {e}" for e in errors})
-        self.assertEqual(errors, [], f"{len(errors)} clients failed: {kinds[:5]}{self.sluice_log_tail(2000)}")
+        self.assert_storm_clean(errors)
         self.assertEqual(failures, [])
         self.assertLessEqual(len(backends), DEFAULT_POOL_SIZE)
 

@@ -6,7 +6,6 @@ transactions each over 5 server connections with every result checked."""
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -15,24 +14,16 @@ import unittest
 import asyncpg
 import asyncpg.connection
 
+from asyncpg_support import STORM_CLIENTS as CLIENTS
+from asyncpg_support import STORM_TRANSACTIONS_PER_CLIENT as TRANSACTIONS_PER_CLIENT
+from asyncpg_support import AsyncpgMixin
 from client_fixture import DEFAULT_POOL_SIZE, SluiceTestCase, run_on_two_servers
 from sluice_harness import TEST_DATABASE, TEST_PASSWORD, TEST_USER
 
 import psycopg2
 
-CLIENTS = 500
-TRANSACTIONS_PER_CLIENT = 20
 CONNECT_BATCH = 100  # logins at once (asyncpg's SCRAM runs on the one event loop)
 STORM_DEADLINE_S = 240  # the whole storm, logins included; a loaded 2-core machine runs it in well under that
-
-
-def ensure_open_files(needed):
-    """Raises the soft RLIMIT_NOFILE to `needed` when it is lower (up to the hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 # A process of its own (its own asyncpg name counter, as every application process has): `connections` connections
@@ -74,17 +65,12 @@ print(json.dumps({"names": sorted(names), "wrong": wrong[:5], "wrong_count": len
 """
 
 
-class AsyncpgPreparedTest(SluiceTestCase):
+class AsyncpgPreparedTest(AsyncpgMixin, SluiceTestCase):
     # As in test_asyncpg: fewer SCRAM iterations keep 500 asyncpg logins (a Python loop each) about the proxy.
     sluice_settings = {"max_client_conn": "1000", "query_wait_timeout": "120", "scram_iterations": "256"}
 
-    async def connect(self, **options):
-        # No statement_cache_size: asyncpg's default cache (100 statements), every query a named statement.
-        return await asyncpg.connect(host="127.0.0.1", port=self.sluice.port, user=TEST_USER, password=TEST_PASSWORD,
-                                     database=TEST_DATABASE, timeout=60, **options)
-
-    def run_async(self, coro, timeout=120):
-        return asyncio.run(asyncio.wait_for(coro, timeout))
+    # No statement_cache_size (AsyncpgMixin's defaults): asyncpg's default cache (100 statements), every query a
+    # named statement.
 
     def psycopg2_connect(self):
         return psycopg2.connect(self.sluice.dsn(), connect_timeout=30)
@@ -295,18 +281,8 @@ class AsyncpgPreparedTest(SluiceTestCase):
         self.assert_log_clean()
 
     def test_500_connections_running_20_transactions_of_prepared_statements_all_correct(self):
-        self.assertGreaterEqual(ensure_open_files(4 * CLIENTS), 2 * CLIENTS + 100)
-
-        async def setup():
-            conn = await self.connect()
-            try:
-                await conn.execute("DROP TABLE IF EXISTS apg_ps_storm")
-                await conn.execute("CREATE TABLE apg_ps_storm (conn_id int NOT NULL, i int NOT NULL, "
-                                   "v text NOT NULL, PRIMARY KEY (conn_id, i))")
-            finally:
-                await conn.close()
-
-        self.run_async(setup())
+        self.prepare_storm("apg_ps_storm",
+                           "conn_id int NOT NULL, i int NOT NULL, v text NOT NULL, PRIMARY KEY (conn_id, i)")
         failures = []
         backends = set()
         transactions_done = [0]
@@ -358,8 +334,7 @@ class AsyncpgPreparedTest(SluiceTestCase):
         started = time.monotonic()
         errors, running_s = self.run_async(storm(), timeout=STORM_DEADLINE_S)
         elapsed = time.monotonic() - started
-        kinds = sorted({f"{type(e).__name__}: {e}" for e in errors})
-        self.assertEqual(errors, [], f"{len(errors)} clients failed: {kinds[:5]}{self.sluice_log_tail(2000)}")
+        self.assert_storm_clean(errors)
         self.assertEqual(failures[:10], [], f"{len(failures)} wrong results")
         self.assertEqual(transactions_done[0], CLIENTS * TRANSACTIONS_PER_CLIENT)
         self.assertLessEqual(len(backends), DEFAULT_POOL_SIZE)

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <optional>
+#include <thread>
 
 #include "proxy_test_support.hpp"
 #include "sluice/protocol/writer.hpp"
@@ -155,6 +156,43 @@ TEST(proxy_shutdown, sigterm_tells_idle_clients_57P01_and_the_process_exits_clea
     const auto error = wait_for_close(conn.get());
     EXPECT_NE(error.find("57P01"), std::string::npos) << error;
     EXPECT_EQ(sluice.process().wait_exit(std::chrono::milliseconds(10'000)), std::optional<int>(0));
+}
+
+TEST(proxy_timeouts, transaction_timeout_closes_a_client_mid_query_with_25P04_and_rolls_back) {
+    pooler_options options;
+    options.settings = {{"transaction_timeout", "0.5"}};
+    pooler sluice(options);
+    auto conn = connect_or_throw(sluice.conninfo());
+    run(conn.get(), "CREATE TABLE IF NOT EXISTS tx_timeout_probe (x int)");
+    run(conn.get(), "BEGIN");
+    run(conn.get(), "INSERT INTO tx_timeout_probe VALUES (1)");
+    // Unlike idle_transaction_timeout, a running query counts: the transaction as a whole is over its time.
+    const auto started = std::chrono::steady_clock::now();
+    ASSERT_EQ(PQsendQuery(conn.get(), "SELECT pg_sleep(10)"), 1);
+    auto res = result(PQgetResult(conn.get()));
+    EXPECT_EQ(sqlstate(res.get()), "25P04");
+    EXPECT_STREQ(PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY), "transaction timeout");
+    EXPECT_STREQ(PQresultErrorField(res.get(), PG_DIAG_SEVERITY_NONLOCALIZED), "FATAL");
+    (void)last_result(conn.get());
+    EXPECT_EQ(PQstatus(conn.get()), CONNECTION_BAD);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    auto other = connect_or_throw(sluice.conninfo());
+    EXPECT_EQ(scalar(other.get(), "SELECT count(*) FROM tx_timeout_probe"), "0");
+}
+
+TEST(proxy_timeouts, transaction_timeout_counts_each_transaction_not_the_connection) {
+    pooler_options options;
+    options.settings = {{"transaction_timeout", "0.5"}};
+    pooler sluice(options);
+    auto conn = connect_or_throw(sluice.conninfo());
+    // Well over the timeout in total, each transaction far under it.
+    for (int i = 0; i < 8; ++i) {
+        run(conn.get(), "BEGIN");
+        EXPECT_EQ(scalar(conn.get(), "SELECT 1"), "1");
+        run(conn.get(), "COMMIT");
+        std::this_thread::sleep_for(150ms);
+    }
+    EXPECT_EQ(scalar(conn.get(), "SELECT 2"), "2");
 }
 
 }  // namespace

@@ -47,19 +47,8 @@ std::string unsupported_settings(const config::config& /*cfg*/) {
 std::vector<std::string> unimplemented_setting_warnings(const config::config& cfg) {
     // Keep this list honest: remove a name in the change that implements it.
     static constexpr std::string_view not_yet[] = {
-        "transaction_timeout",
-        "server_round_robin",
-        "cancel_wait_timeout",
-        "tcp_keepalive",
-        "tcp_keepidle",
-        "tcp_keepintvl",
-        "tcp_keepcnt",
-        "tcp_user_timeout",
-        "dns_max_ttl",
-        "user",
-        "pidfile",
-        "unix_socket_group",
-        "stats_period",
+        "server_round_robin", "tcp_keepalive", "tcp_keepidle", "tcp_keepintvl",     "tcp_keepcnt",  "tcp_user_timeout",
+        "dns_max_ttl",        "user",          "pidfile",      "unix_socket_group", "stats_period",
     };
     const config::settings defaults{};
     std::vector<std::string> out;

@@ -152,7 +152,14 @@ void client_connection::tick(steady_clock::time_point now) {
             }
             break;
         case client_state::active:
-            if (std::as_const(*this).tracker().awaiting_results()) {
+            if (relay().in_xact && expired(settings.transaction_timeout, relay().xact_start)) {
+                // transaction_timeout (PgBouncer 1.25): the whole transaction, queries included, took too long. Like
+                // PgBouncer the client is disconnected; close() rolls back an idle transaction and discards a server
+                // that is mid-query. SQLSTATE 25P04 is PostgreSQL 17's own transaction_timeout code.
+                if (shard_)
+                    shard_->counters.transaction_timeouts.add();
+                send_error_and_close(protocol::sqlstate::transaction_timeout, "transaction timeout");
+            } else if (std::as_const(*this).tracker().awaiting_results()) {
                 // query_timeout: cancel the query on the backend; the client gets the server's 57014 and keeps
                 // its connection, and the server stays usable (PgBouncer closes both instead).
                 if (expired(settings.query_timeout, relay().query_start) && !relay().query_timeout_cancel_sent) {

@@ -1100,15 +1100,18 @@ void client_connection::forward_cancel() {
     auto server = server_;
     ++server->cancels_in_flight;
     auto* shard = shard_;
-    asio::co_spawn(worker_.context(),
-                   async_send_cancel(worker_.context(), server->host(), server->port(), server->backend_pid(),
-                                     server->backend_key(), rt_.server_tls()),
-                   [server, shard](std::exception_ptr) {
-                       if (--server->cancels_in_flight == 0 && server->release_after_cancel) {
-                           server->release_after_cancel = false;
-                           shard->finish_release_after_cancel(server);
-                       }
-                   });
+    asio::co_spawn(
+        worker_.context(),
+        async_send_cancel(worker_.context(), server->host(), server->port(), server->backend_pid(),
+                          server->backend_key(), rt_.server_tls(), worker_.tick_config().settings.cancel_wait_timeout),
+        [server, shard](std::exception_ptr, bool unconfirmed) {
+            if (unconfirmed)
+                server->cancel_unconfirmed = true;
+            if (--server->cancels_in_flight == 0 && server->release_after_cancel) {
+                server->release_after_cancel = false;
+                shard->finish_release_after_cancel(server);
+            }
+        });
 }
 
 void client_connection::server_failed(std::string_view why) {

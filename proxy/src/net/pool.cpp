@@ -282,6 +282,10 @@ void pool_shard::assign(client_connection& client, std::shared_ptr<server_connec
 }
 
 std::optional<close_reason> pool_shard::must_close(const server_connection& server, int margin) const {
+    // A cancel gave up waiting (cancel_wait_timeout) after it was sent: PostgreSQL may still run it later, and it
+    // must not hit the next client's query.
+    if (server.cancel_unconfirmed)
+        return close_reason::error;
     if (steady_clock::now() >= server.lifetime_deadline())
         return close_reason::lifetime;
     if (server.target_generation != pool_.target_generation())
@@ -666,6 +670,14 @@ void pool_shard::close_all(close_reason why) {
     update_shared_counts();
 }
 
+void pool_shard::shutdown() {
+    close_all(close_reason::shutdown);
+    // Servers in no list (none are expected) and waiters (closed clients leave the queue) must not keep references.
+    owned_.clear();
+    waiting_.clear();
+    update_shared_counts();
+}
+
 int pool_shard::servers_needing_close() const noexcept {
     const auto generation = pool_.target_generation();
     int n = 0;
@@ -816,6 +828,11 @@ pool::pool(runtime& rt, pool_config cfg) : rt_(rt) {
 }
 
 pool::~pool() = default;
+
+void pool::shutdown() {
+    for (auto& shard : shards_)
+        shard->shutdown();
+}
 
 void pool::set_limits(std::shared_ptr<shared_limit> db, std::shared_ptr<shared_limit> user) {
     db_limit_ = std::move(db);

@@ -168,6 +168,9 @@ class pool_shard {
     bool evict_one_idle();
     // KILL: closes every server of this shard at once (active ones too; their clients are closed by the caller).
     void close_all(close_reason why);
+    // At exit, once the worker's thread has stopped: closes every server and drops the shard's references to them
+    // (each server holds its pool: left in place, the pair would never be freed).
+    void shutdown();
     // Servers of this shard still to be replaced (RECONNECT/RELOAD) or open at all, for WAIT_CLOSE.
     [[nodiscard]] int servers_needing_close() const noexcept;
     // Timeouts for waiting clients and idle servers; called by the worker's tick.
@@ -270,6 +273,8 @@ class pool : public std::enable_shared_from_this<pool> {
     // Counts a logged-in client against max_db_client_connections and max_user_client_connections; nullptr when one
     // is reached (the message names which). The returned token gives the place back when destroyed.
     [[nodiscard]] std::shared_ptr<void> try_add_client(std::string& refused);
+    // At exit, once every worker's thread has stopped: closes the servers of every shard (see pool_shard::shutdown).
+    void shutdown();
     // A limit handed this pool one of its slots: pass it to the shard whose head client waited longest.
     void receive_slot(shared_limit& held);
 

@@ -8,6 +8,7 @@
 #include "net/tls.hpp"
 #include "net/worker.hpp"
 #include "sluice/bridge/thread_pool.hpp"
+#include "sluice/protocol/error.hpp"
 #include "util/log.hpp"
 
 namespace sluice::net {
@@ -198,8 +199,27 @@ runtime::runtime(std::shared_ptr<const config::config> cfg) : config_(std::move(
 runtime::~runtime() {
     for (auto& w : workers_)
         w->stop_and_join();
-    std::lock_guard lock(pools_mutex_);
-    pools_.clear();
+    // The worker threads are gone: this thread may touch what they owned. Break the reference cycles that would
+    // otherwise outlive the runtime: a client holds itself (keep_alive_) until it is closed, and a pool's shards own
+    // its servers, which own the pool. Handlers still queued in the stopped io_contexts (a server's idle read-wait, a
+    // reset query) hold references too; the io_contexts destroy them with the workers.
+    for (auto& w : workers_) {
+        auto& clients = w->clients();
+        while (!clients.empty()) {
+            auto client = clients.front().shared_from_this();
+            // Clients still logging in, or left by a worker that did not answer app::run's notice in time.
+            client->kill(protocol::sqlstate::admin_shutdown, "pooler is shutting down");
+            if (!clients.empty() && &clients.front() == client.get())
+                clients.pop_front();  // closed but still linked: never loop on it
+        }
+    }
+    decltype(pools_) pools;
+    {
+        std::lock_guard lock(pools_mutex_);
+        pools.swap(pools_);
+    }
+    for (auto& [key, p] : pools)
+        p->shutdown();
 }
 
 std::shared_ptr<const config::config> runtime::config() const {

@@ -135,31 +135,69 @@ asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const st
     co_return last;
 }
 
-asio::awaitable<void> async_send_cancel(asio::io_context& ctx, std::string host, int port, std::uint32_t pid,
-                                        std::uint32_t key, std::shared_ptr<const tls_context> tls) {
-    stream_socket socket(ctx);
-    if (auto ec = co_await async_connect_stream(socket, host, port)) {
-        SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " failed: " << ec.message());
-        co_return;
+asio::awaitable<bool> async_send_cancel(asio::io_context& ctx, std::string host, int port, std::uint32_t pid,
+                                        std::uint32_t key, std::shared_ptr<const tls_context> tls,
+                                        std::chrono::microseconds timeout) {
+    // cancel_wait_timeout: on expiry the socket is closed, which fails the pending operation. Shared with the timer's
+    // handler, which may run after this frame is gone.
+    struct cancel_state {
+        explicit cancel_state(asio::io_context& c) : socket(c) {}
+        stream_socket socket;
+        bool done = false;
+        bool timed_out = false;
+    };
+    auto st = std::make_shared<cancel_state>(ctx);
+    asio::steady_timer timer(ctx);
+    if (timeout.count() > 0) {
+        timer.expires_after(timeout);
+        timer.async_wait([st](const error_code& ec) {
+            if (ec || st->done)
+                return;
+            st->timed_out = true;
+            error_code ignored;
+            st->socket.close(ignored);
+        });
+    }
+    auto& socket = st->socket;
+    bool sent = false;
+    const auto finish = [&]() {
+        st->done = true;
+        timer.cancel();
+        if (st->timed_out) {
+            SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " abandoned: cancel_wait_timeout expired"
+                                                     << (sent ? " waiting for the server to take it" : ""));
+        }
+        return st->timed_out && sent;
+    };
+    auto ec = co_await async_connect_stream(socket, host, port);
+    // A close during name resolution is undone by the connect (it opens the socket): check the deadline too.
+    if (ec || st->timed_out) {
+        if (!st->timed_out)
+            SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " failed: " << ec.message());
+        co_return finish();
     }
     std::unique_ptr<tls_stream> session;
     if (tls_applies(tls.get(), host)) {
         const auto err = co_await async_negotiate_tls(socket, *tls, host, session);
-        if (!err.empty()) {
-            SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " failed: " << err);
-            co_return;
+        if (!err.empty() || st->timed_out) {
+            if (!st->timed_out)
+                SLUICE_LOG(warning, "cancel request to " << host << ":" << port << " failed: " << err);
+            co_return finish();
         }
     }
     std::string out;
     protocol::write_cancel_request(out, pid, key);
-    const auto ec = co_await async_write_exact(socket, session.get(), out.data(), out.size());
+    sent = true;  // from here PostgreSQL may have the request, whatever the write reports
+    ec = co_await async_write_exact(socket, session.get(), out.data(), out.size());
     // PostgreSQL closes the connection when done; waiting for that orders the cancel before our next use.
-    char byte;
-    const auto rec = co_await async_read_exact(socket, session.get(), &byte, 1);
-    (void)ec;
-    (void)rec;
+    if (!ec) {
+        char byte;
+        const auto rec = co_await async_read_exact(socket, session.get(), &byte, 1);
+        (void)rec;
+    }
     if (session && socket.is_open())
         session->shutdown();
+    co_return finish();
 }
 
 server_connection::server_connection(std::shared_ptr<pool> owner, pool_shard& shard, std::uint64_t id)

@@ -60,11 +60,15 @@ struct server_error {
 [[nodiscard]] asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const std::string& host,
                                                                int port);
 
-// Sends a CancelRequest for backend (pid, key) on a new connection, as PostgreSQL requires. `tls` (server_tls_*):
-// the cancel connection negotiates TLS like a server connection does; null or disabled: plaintext.
-[[nodiscard]] asio::awaitable<void> async_send_cancel(asio::io_context& ctx, std::string host, int port,
+// Sends a CancelRequest for backend (pid, key) on a new connection, as PostgreSQL requires, and waits until
+// PostgreSQL has taken it (it closes the connection). `tls` (server_tls_*): the cancel connection negotiates TLS like a
+// server connection does; null or disabled: plaintext. `timeout` (cancel_wait_timeout; 0: none) bounds the whole
+// exchange, so that an unreachable or stalled server cannot hold the cancel, and the server connection waiting for it,
+// forever. Returns true when the time ran out after the request was written: PostgreSQL may still execute it later.
+[[nodiscard]] asio::awaitable<bool> async_send_cancel(asio::io_context& ctx, std::string host, int port,
                                                       std::uint32_t pid, std::uint32_t key,
-                                                      std::shared_ptr<const tls_context> tls = nullptr);
+                                                      std::shared_ptr<const tls_context> tls,
+                                                      std::chrono::microseconds timeout);
 
 class server_connection : public std::enable_shared_from_this<server_connection>, public server_hook {
   public:
@@ -132,6 +136,7 @@ class server_connection : public std::enable_shared_from_this<server_connection>
     session::server_statement_cache prepared_statements;
     int cancels_in_flight = 0;            // CancelRequests sent for this backend and not yet taken by PostgreSQL
     bool release_after_cancel = false;    // released while a cancel was in flight: hand on once it is taken
+    bool cancel_unconfirmed = false;      // a cancel hit cancel_wait_timeout after being sent: never hand on
     std::uint64_t target_generation = 0;  // the pool's target_generation() at connect: older means close_needed
 
   private:

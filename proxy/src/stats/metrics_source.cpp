@@ -187,6 +187,8 @@ const pool_series pool_table[] = {
     {"sluice_timeouts_total", timeouts_help, counter, "kind", "query_timeout", total_of<&pool_totals::query_timeouts>},
     {"sluice_timeouts_total", timeouts_help, counter, "kind", "idle_transaction_timeout",
      total_of<&pool_totals::idle_transaction_timeouts>},
+    {"sluice_timeouts_total", timeouts_help, counter, "kind", "transaction_timeout",
+     total_of<&pool_totals::transaction_timeouts>},
     {"sluice_timeouts_total", timeouts_help, counter, "kind", "client_idle_timeout",
      total_of<&pool_totals::client_idle_timeouts>},
 

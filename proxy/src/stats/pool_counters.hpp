@@ -31,6 +31,7 @@ namespace sluice::stats {
     X(query_wait_timeouts, "Clients disconnected by query_wait_timeout")                            \
     X(query_timeouts, "Queries cancelled by query_timeout")                                         \
     X(idle_transaction_timeouts, "Clients disconnected by idle_transaction_timeout")                \
+    X(transaction_timeouts, "Clients disconnected by transaction_timeout")                          \
     X(client_idle_timeouts, "Clients disconnected by client_idle_timeout")                          \
     X(server_connects, "Server connections established")                                            \
     X(server_connect_failures, "Server connection or login failures")                               \

@@ -5,14 +5,9 @@
 // Python test decides what is correct; exits 2 on an unexpected exception (message on stderr).
 'use strict';
 
-const crypto = require('crypto');
-const { Pool } = require('pg');
+const { md5, newPgPool, runScenarios } = require('./common');
 
-const md5 = (text) => crypto.createHash('md5').update(text).digest('hex');
-
-function newPool(max) {
-  return new Pool({ max, connectionTimeoutMillis: 30000, idleTimeoutMillis: 0 });
-}
+const newPool = (max) => newPgPool(max, 30000);
 
 // `count` queries at once through a Pool of `max` connections; half with parameters (extended protocol, unnamed
 // statement), half without (simple protocol). Each result is checked against what was sent.
@@ -106,17 +101,4 @@ async function uniqueViolation() {
 
 const scenarios = { 'concurrent-queries': concurrentQueries, transactions, 'unique-violation': uniqueViolation };
 
-async function main() {
-  const scenario = scenarios[process.argv[2]];
-  if (!scenario) {
-    console.error(`usage: node pg_pool.js ${Object.keys(scenarios).join('|')}`);
-    process.exit(2);
-  }
-  const result = await scenario();
-  console.log(JSON.stringify(result));
-}
-
-main().catch((e) => {
-  console.error(e && e.stack ? e.stack : String(e));
-  process.exit(2);
-});
+runScenarios('pg_pool.js', scenarios);

@@ -5,22 +5,10 @@
 // Python test decides what is correct; exits 2 on an unexpected exception (message on stderr).
 'use strict';
 
-const postgres = require('postgres');
+const { newPostgresJs, runScenarios } = require('./common');
 
-function connect(max = 10) {
-  return postgres({
-    host: process.env.PGHOST,
-    port: Number(process.env.PGPORT),
-    username: process.env.PGUSER,
-    password: process.env.PGPASSWORD,
-    database: process.env.PGDATABASE,
-    prepare: false,  // transaction pooling: no named statements
-    max,
-    idle_timeout: 0,
-    connect_timeout: 30,
-    onnotice: () => {},
-  });
-}
+// Transaction pooling without named statements.
+const connect = (max = 10) => newPostgresJs({ max, prepare: false, connectTimeoutS: 30 });
 
 // `count` parameterised queries at once over `max` connections (postgres.js pipelines on each connection).
 async function simpleQueries(count = 1000, max = 10) {
@@ -79,17 +67,4 @@ async function transactions() {
 
 const scenarios = { 'simple-queries': simpleQueries, transactions };
 
-async function main() {
-  const scenario = scenarios[process.argv[2]];
-  if (!scenario) {
-    console.error(`usage: node postgres_js.js ${Object.keys(scenarios).join('|')}`);
-    process.exit(2);
-  }
-  const result = await scenario();
-  console.log(JSON.stringify(result));
-}
-
-main().catch((e) => {
-  console.error(e && e.stack ? e.stack : String(e));
-  process.exit(2);
-});
+runScenarios('postgres_js.js', scenarios);

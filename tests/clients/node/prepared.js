@@ -6,15 +6,9 @@
 // Python test decides what is correct; exits 2 on an unexpected exception (message on stderr).
 'use strict';
 
-const crypto = require('crypto');
-const { Pool } = require('pg');
-const postgres = require('postgres');
+const { md5, newPgPool, newPostgresJs, runScenarios } = require('./common');
 
-const md5 = (text) => crypto.createHash('md5').update(text).digest('hex');
-
-function newPool(max) {
-  return new Pool({ max, connectionTimeoutMillis: 60000, idleTimeoutMillis: 0 });
-}
+const newPool = (max) => newPgPool(max, 60000);
 
 function summary(extra, wrong, errors) {
   return Object.assign(extra, { wrong: wrong.slice(0, 5), wrongCount: wrong.length, errors: errors.slice(0, 5),
@@ -141,20 +135,8 @@ async function pgNamedErrors(clients = 10, rounds = 10) {
   return summary({ codes }, wrong, errors);
 }
 
-function connectJs(max) {
-  return postgres({
-    host: process.env.PGHOST,
-    port: Number(process.env.PGPORT),
-    username: process.env.PGUSER,
-    password: process.env.PGPASSWORD,
-    database: process.env.PGDATABASE,
-    // prepare: left at its default (true): every query a named statement, cached per connection
-    max,
-    idle_timeout: 0,
-    connect_timeout: 60,
-    onnotice: () => {},
-  });
-}
+// prepare: postgres.js's default (true): every query a named statement, cached per connection.
+const connectJs = (max) => newPostgresJs({ max, prepare: true, connectTimeoutS: 60 });
 
 // `instances` postgres.js instances of `max` connections each: `count` parameterised queries at once per instance
 // (postgres.js pipelines on each connection) and `transactions` sql.begin blocks writing and reading back.
@@ -222,17 +204,4 @@ async function postgresJsDefaults(instances = 4, max = 10, count = 500, transact
 
 const scenarios = { 'pg-named': pgNamed, 'pg-named-errors': pgNamedErrors, 'postgres-js-defaults': postgresJsDefaults };
 
-async function main() {
-  const scenario = scenarios[process.argv[2]];
-  if (!scenario) {
-    console.error(`usage: node prepared.js ${Object.keys(scenarios).join('|')}`);
-    process.exit(2);
-  }
-  const result = await scenario();
-  console.log(JSON.stringify(result));
-}
-
-main().catch((e) => {
-  console.error(e && e.stack ? e.stack : String(e));
-  process.exit(2);
-});
+runScenarios('prepared.js', scenarios);

@@ -106,6 +106,7 @@ TEST_F(snapshot_mapping, timeouts_by_kind_including_login_timeouts_without_a_poo
     EXPECT_EQ(app("sluice_timeouts_total", {{"kind", "query_timeout"}}), 4);
     EXPECT_EQ(app("sluice_timeouts_total", {{"kind", "idle_transaction_timeout"}}), 5);
     EXPECT_EQ(app("sluice_timeouts_total", {{"kind", "client_idle_timeout"}}), 6);
+    EXPECT_EQ(app("sluice_timeouts_total", {{"kind", "transaction_timeout"}}), 14);
     const auto login = parsed_.find("sluice_timeouts_total", {{"kind", "client_login_timeout"}});
     ASSERT_EQ(login.size(), 1u);
     EXPECT_EQ(login[0].value, 2);

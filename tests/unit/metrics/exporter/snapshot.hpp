@@ -56,6 +56,7 @@ inline snapshot sample_snapshot() {
     app.totals.query_timeouts = 4;
     app.totals.idle_transaction_timeouts = 5;
     app.totals.client_idle_timeouts = 6;
+    app.totals.transaction_timeouts = 14;
     app.totals.server_connects = 20;
     app.totals.server_connect_failures = 2;
     app.totals.servers_closed_lifetime = 7;

@@ -29,6 +29,7 @@ inline constexpr std::string_view invalid_sql_statement_name = "26000";
 inline constexpr std::string_view program_limit_exceeded = "54000";
 inline constexpr std::string_view out_of_memory = "53200";
 inline constexpr std::string_view idle_in_transaction_session_timeout = "25P03";
+inline constexpr std::string_view transaction_timeout = "25P04";  // PostgreSQL 17's transaction_timeout
 inline constexpr std::string_view idle_session_timeout = "57P05";
 inline constexpr std::string_view internal_error = "XX000";
 }  // namespace sqlstate
