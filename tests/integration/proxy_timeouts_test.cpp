@@ -47,6 +47,19 @@ std::string wait_for_close(PGconn* conn) {
     return closed ? received + PQerrorMessage(conn) : std::string("still open");
 }
 
+// A transaction that inserted a row into `table` (created if needed), left open.
+void begin_with_an_insert(PGconn* conn, const std::string& table) {
+    run(conn, "CREATE TABLE IF NOT EXISTS " + table + " (x int)");
+    run(conn, "BEGIN");
+    run(conn, "INSERT INTO " + table + " VALUES (1)");
+}
+
+// A client closed by a timeout mid-transaction must leave nothing committed: another client finds `table` empty.
+void expect_rolled_back(const pooler& sluice, const std::string& table) {
+    auto other = connect_or_throw(sluice.conninfo());
+    EXPECT_EQ(scalar(other.get(), "SELECT count(*) FROM " + table), "0");
+}
+
 TEST(proxy_timeouts, query_timeout_cancels_the_query_with_57014_and_keeps_the_connection_usable) {
     pooler_options options;
     options.pool_size = 1;
@@ -68,14 +81,11 @@ TEST(proxy_timeouts, idle_transaction_timeout_closes_the_client_with_25P03_and_r
     options.settings = {{"idle_transaction_timeout", "0.5"}};
     pooler sluice(options);
     auto conn = connect_or_throw(sluice.conninfo());
-    run(conn.get(), "CREATE TABLE IF NOT EXISTS idle_tx_probe (x int)");
-    run(conn.get(), "BEGIN");
-    run(conn.get(), "INSERT INTO idle_tx_probe VALUES (1)");
+    begin_with_an_insert(conn.get(), "idle_tx_probe");
     const auto error = wait_for_close(conn.get());
     EXPECT_NE(error.find("25P03"), std::string::npos) << error;
     EXPECT_NE(error.find("idle transaction timeout"), std::string::npos) << error;
-    auto other = connect_or_throw(sluice.conninfo());
-    EXPECT_EQ(scalar(other.get(), "SELECT count(*) FROM idle_tx_probe"), "0");
+    expect_rolled_back(sluice, "idle_tx_probe");
 }
 
 TEST(proxy_timeouts, client_idle_timeout_closes_an_idle_client) {
@@ -163,9 +173,7 @@ TEST(proxy_timeouts, transaction_timeout_closes_a_client_mid_query_with_25P04_an
     options.settings = {{"transaction_timeout", "0.5"}};
     pooler sluice(options);
     auto conn = connect_or_throw(sluice.conninfo());
-    run(conn.get(), "CREATE TABLE IF NOT EXISTS tx_timeout_probe (x int)");
-    run(conn.get(), "BEGIN");
-    run(conn.get(), "INSERT INTO tx_timeout_probe VALUES (1)");
+    begin_with_an_insert(conn.get(), "tx_timeout_probe");
     // Unlike idle_transaction_timeout, a running query counts: the transaction as a whole is over its time.
     const auto started = std::chrono::steady_clock::now();
     ASSERT_EQ(PQsendQuery(conn.get(), "SELECT pg_sleep(10)"), 1);
@@ -176,8 +184,7 @@ TEST(proxy_timeouts, transaction_timeout_closes_a_client_mid_query_with_25P04_an
     (void)last_result(conn.get());
     EXPECT_EQ(PQstatus(conn.get()), CONNECTION_BAD);
     EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
-    auto other = connect_or_throw(sluice.conninfo());
-    EXPECT_EQ(scalar(other.get(), "SELECT count(*) FROM tx_timeout_probe"), "0");
+    expect_rolled_back(sluice, "tx_timeout_probe");
 }
 
 TEST(proxy_timeouts, transaction_timeout_counts_each_transaction_not_the_connection) {

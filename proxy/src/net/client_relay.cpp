@@ -1203,7 +1203,8 @@ void client_connection::close(std::string_view why) {
     error_code ignored;
     if (tls_ && socket_.is_open())
         tls_->shutdown();  // close_notify, best effort
-    socket_.shutdown(stream_socket::shutdown_both, ignored);
+    // close() alone: no other descriptor shares the socket, so the peer sees the FIN (or the RST unread input causes,
+    // which shutdown() would not prevent either) without a shutdown() syscall per connection.
     socket_.close(ignored);
     if (relay_) {
         relay_->up.in.release();

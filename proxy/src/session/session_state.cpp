@@ -556,27 +556,19 @@ void session_state::expect_pins(std::uint8_t pins, std::uint8_t unpins, std::uin
         return;
     if (!state)
         state = std::make_unique<session_state>();
-    if (may_unpin != 0) {
+    auto add = [&](change::op what, std::uint8_t kinds) {
+        if (kinds == 0)
+            return;
         change ch;
-        ch.what = change::op::may_unpin;
-        ch.pins = may_unpin;
+        ch.what = what;
+        ch.pins = kinds;
         ch.ready = ready;
         state->add_pending(std::move(ch));
-    }
-    if (unpins != 0) {
-        change ch;
-        ch.what = change::op::unpin;
-        ch.pins = unpins;
-        ch.ready = ready;
-        state->add_pending(std::move(ch));
-    }
-    if (pins != 0) {
-        change ch;
-        ch.what = change::op::pin;
-        ch.pins = pins;
-        ch.ready = ready;
-        state->add_pending(std::move(ch));
-    }
+    };
+    // In this order at their ReadyForQuery: a pin taken after a release in the same Query holds.
+    add(change::op::may_unpin, may_unpin);
+    add(change::op::unpin, unpins);
+    add(change::op::pin, pins);
 }
 
 bool session_state::on_pin_check_tag(std::uint64_t ready, std::string_view tag) noexcept {
