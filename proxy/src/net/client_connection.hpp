@@ -2,7 +2,9 @@
 // A client connection: login, then the relay between the client and whichever server it holds.
 //
 // Flow: login (coroutine: startup packet, authentication, welcome) -> idle <-> waiting -> active -> idle ... -> closed.
-// idle: no server; the client's socket has a read-wait armed and no buffer is held once everything is consumed.
+// idle: no server; the client's socket has a read armed. A busy client keeps its relay block and buffers between
+//   transactions (a receive straight into up.in, no allocation); one that rests for a second holds no buffer, only a
+//   read-wait.
 // waiting: the client sent a message and queues in its pool shard for a server.
 // active: attached to a server. Two pumps move bytes, each from one socket's receive buffer straight to the other
 //   socket (no copy for forwarded messages): `up` (client -> server) and `down` (server -> client). The relay reads
@@ -63,9 +65,6 @@ struct relay_pump {
     [[nodiscard]] bool writing() const noexcept { return write_waiting || (written > 0 && written < batch_bytes); }
     // After the whole batch is written: drops scanned input and resets the batch.
     void complete_batch() noexcept;
-    // Frees the receive buffer and the batch's storage (the welcome, injected queries), so that an idle client holds
-    // none. Precondition: `in` is empty and the batch complete.
-    void release_storage() noexcept;
 };
 
 // The relay state a client needs only while it relays: from its first bytes after login (or a reply queued for it)
@@ -190,6 +189,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void arm_client_read();
     void arm_server_read();
     void on_client_readable(const error_code& ec);
+    void on_client_received(const error_code& ec, std::size_t n);
+    // Bytes are in up.in (`received` of them from a receive); `drain` reads the socket until it has no more.
+    void on_client_data(std::size_t received, bool drain);
+    void on_server_received(const error_code& ec, std::size_t n, std::uint64_t server_generation);
     void on_server_readable(const error_code& ec, std::uint64_t server_generation);
     void process_up();
     void process_down();
@@ -285,6 +288,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool rewriting_statements_ = false;  // statements_ is attached to the current server
     bool client_read_armed_ = false;
     bool server_read_armed_ = false;
+    bool relay_release_requested_ = false;  // release_relay_if_idle cancelled the client's receive into up.in
     bool client_eof_ = false;
     bool terminate_received_ = false;
     bool welcome_pending_ = false;  // waiting for a first server to learn the parameters to show at login

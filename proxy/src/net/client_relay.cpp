@@ -123,12 +123,6 @@ void relay_pump::complete_batch() noexcept {
     injected.clear();
 }
 
-void relay_pump::release_storage() noexcept {
-    in.release();
-    std::string().swap(injected);
-    std::vector<segment>().swap(batch);
-}
-
 relay_state& client_connection::relay() {
     if (!relay_) {
         relay_ = std::make_unique<relay_state>();
@@ -155,6 +149,16 @@ void client_connection::release_relay_if_idle() noexcept {
     if (!drained(r.up) || !drained(r.down) || r.swallow_ready != 0 || r.up_needs_growth || r.resume_up || r.in_xact ||
         r.in_query)
         return;
+    if (relay_release_requested_)
+        return;  // the cancelled receive's handler is on its way
+    if (r.up.in.receiving()) {
+        // The kernel may still copy into up.in: cancel the receive; its handler frees the block and waits without a
+        // buffer (on_client_received).
+        relay_release_requested_ = true;
+        error_code ignored;
+        socket_.cancel(ignored);
+        return;
+    }
     relay_.reset();
 }
 
@@ -193,8 +197,8 @@ void client_connection::arm_client_read() {
     if (std::as_const(*this).up().batch_pending())
         return;  // backpressure: the server has not taken the previous batch yet
     if (std::as_const(*this).up().in.allocated()) {
-        if (up().in.empty() && state_ != client_state::active) {
-            up().release_storage();  // an idle client holds no buffer
+        if (up().in.empty() && up().in.capacity() > relay_buffer_size) {
+            up().in.release();  // grown for one large message: back to the usual size
         } else {
             if (up().scanned == 0)
                 up().in.compact();
@@ -203,6 +207,19 @@ void client_connection::arm_client_read() {
         }
     }
     client_read_armed_ = true;
+    if (!tls_ && relay_) {
+        // A relaying client (it keeps its relay block between transactions) receives straight into its buffer. Asio
+        // then needs no epoll_ctl per read: the socket stays registered (edge-triggered) and, after a read that
+        // drained it, the receive just queues until the next edge. An async_wait costs an epoll_ctl every time.
+        up().in.ensure_allocated(relay_buffer_size);
+        const auto space = up().in.begin_receive();
+        socket_.async_receive(asio::buffer(space.data(), space.size()),
+                              [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                                  self->client_read_armed_ = false;
+                                  self->on_client_received(ec, n);
+                              });
+        return;
+    }
     auto on_ready = [self = shared_from_this()](const error_code& ec) {
         self->client_read_armed_ = false;
         self->on_client_readable(ec);
@@ -216,6 +233,29 @@ void client_connection::arm_client_read() {
                        std::move(on_ready));
 }
 
+void client_connection::on_client_received(const error_code& ec, std::size_t n) {
+    if (state_ == client_state::closed)
+        return;  // close() released the buffer (the receive was cancelled)
+    const std::size_t space = up().in.free_space();
+    up().in.end_receive(n);
+    if (ec == asio::error::operation_aborted && relay_release_requested_) {
+        // release_relay_if_idle cancelled the receive to free the buffer under it.
+        relay_release_requested_ = false;
+        release_relay_if_idle();
+        arm_client_read();
+        return;
+    }
+    relay_release_requested_ = false;
+    if (ec && ec != asio::error::eof) {
+        close(ec == asio::error::operation_aborted ? "client connection cancelled" : "client read failed");
+        return;
+    }
+    if (ec)
+        client_eof_ = true;
+    // A read that filled the free space may have left more in the socket: drain it as on_client_readable does.
+    on_client_data(n, !ec && n == space);
+}
+
 void client_connection::on_client_readable(const error_code& ec) {
     SLUICE_LOG(debug, log_prefix() << ": client readable state=" << to_string(state_) << " ec=" << ec.message());
     if (state_ == client_state::closed)
@@ -224,16 +264,20 @@ void client_connection::on_client_readable(const error_code& ec) {
         close(ec == asio::error::operation_aborted ? "client connection cancelled" : "client read failed");
         return;
     }
+    on_client_data(0, true);
+}
+
+void client_connection::on_client_data(std::size_t received, bool drain) {
     up().in.ensure_allocated(relay_buffer_size);
     if (up().scanned == 0)
         up().in.compact();
-    error_code hard;
     const std::size_t before = up().in.size();
     last_activity_ = steady_clock::now();
-    if (drain_into(socket_, tls_.get(), up().in, hard))
+    error_code hard;
+    if (drain && drain_into(socket_, tls_.get(), up().in, hard))
         client_eof_ = true;
     if (shard_)
-        shard_->counters.bytes_received.add(up().in.size() - before);
+        shard_->counters.bytes_received.add(received + up().in.size() - before);
 
     switch (state_) {
         case client_state::idle:
@@ -513,11 +557,8 @@ bool client_connection::wait_for_inspected_message(std::span<const char> pending
     }
     if (total > up().in.capacity()) {
         // Grow now if nothing of the buffer is queued for the server, otherwise once the batch is out (views).
-        if (up().scanned == 0) {
-            up().in.reserve_total(total);
-        } else {
+        if (up().scanned != 0 || !up().in.reserve_total(total))
             relay().up_needs_growth = true;
-        }
     }
     return true;
 }
@@ -718,8 +759,9 @@ void client_connection::flush_up() {
     if (relay().up_needs_growth) {
         relay().up_needs_growth = false;
         const auto pending = up().in.data();
-        if (pending.size() >= protocol::header_size)
-            up().in.reserve_total(std::size_t{protocol::load_u32(pending.data() + 1)} + 1);
+        if (pending.size() >= protocol::header_size &&
+            !up().in.reserve_total(std::size_t{protocol::load_u32(pending.data() + 1)} + 1))
+            relay().up_needs_growth = true;
     }
     if (terminate_received_) {
         close("client sent Terminate");
@@ -734,10 +776,27 @@ void client_connection::arm_server_read() {
     if (!server_ || server_read_armed_ || down().batch_pending() || state_ != client_state::active)
         return;
     server_read_armed_ = true;
+    auto* tls = server_->tls();
+    if (!tls && tracker().awaiting_results()) {
+        // Answers are due: receive straight into the down buffer (no epoll_ctl per read; see arm_client_read). Only
+        // then: a server detached while its receive may already have consumed bytes is one with results outstanding,
+        // and such a server is always discarded, never handed to another client.
+        down().in.ensure_allocated(relay_buffer_size);
+        if (down().scanned == 0)
+            down().in.compact();
+        if (down().in.free_space() > 0) {
+            const auto space = down().in.begin_receive();
+            server_->socket().async_receive(
+                asio::buffer(space.data(), space.size()),
+                [self = shared_from_this(), gen = server_generation_](const error_code& ec, std::size_t n) {
+                    self->on_server_received(ec, n, gen);
+                });
+            return;
+        }
+    }
     auto on_ready = [self = shared_from_this(), gen = server_generation_](const error_code& ec) {
         self->on_server_readable(ec, gen);
     };
-    auto* tls = server_->tls();
     if (tls && !tls->read_drained()) {
         // OpenSSL may hold bytes the socket no longer signals (net/tls.hpp, readiness rule): read again first.
         asio::post(server_->socket().get_executor(), [handler = std::move(on_ready)] { handler(error_code{}); });
@@ -745,6 +804,26 @@ void client_connection::arm_server_read() {
     }
     server_->socket().async_wait(tls && tls->read_wants_write() ? stream_socket::wait_write : stream_socket::wait_read,
                                  std::move(on_ready));
+}
+
+void client_connection::on_server_received(const error_code& ec, std::size_t n, std::uint64_t server_generation) {
+    // Detached since (detach_server_from abandoned the receive): the bytes, if any, went with a discarded server.
+    if (state_ == client_state::closed || !server_ || server_->generation() != server_generation)
+        return;
+    server_read_armed_ = false;
+    const std::size_t space = down().in.free_space();
+    down().in.end_receive(n);
+    if (ec && ec != asio::error::eof) {
+        server_failed(ec == asio::error::operation_aborted ? "server read cancelled" : "server connection reset");
+        return;
+    }
+    error_code hard;
+    bool server_gone = static_cast<bool>(ec);
+    if (!ec && n == space)
+        server_gone = drain_into(server_->socket(), nullptr, down().in, hard);  // it may hold more
+    process_down();
+    if (server_gone && server_ && state_ != client_state::closed)
+        server_failed(hard ? "server connection reset" : "server closed the connection unexpectedly");
 }
 
 void client_connection::on_server_readable(const error_code& ec, std::uint64_t server_generation) {
@@ -782,7 +861,7 @@ void client_connection::process_down() {
                 }
                 // An inspected message larger than the buffer: grow, but only once the batch is out (views).
                 if (down().scanned == 0)
-                    down().in.reserve_total(total);
+                    (void)down().in.reserve_total(total);  // deferred while a receive is in flight: asked again
             }
             break;
         }
@@ -991,8 +1070,10 @@ void client_connection::flush_down() {
         flush_notifications();  // those that came while the batch was being written
         return;
     }
-    if (down().in.empty() && !server_)
-        down().release_storage();
+    // The buffers stay for the next transaction (no allocation per transaction) until the client rests
+    // (release_relay_if_idle); one grown for a large message goes back to the usual size now.
+    if (down().in.empty() && !server_ && down().in.capacity() > relay_buffer_size)
+        down().in.release();
     // A server about to be released (its transaction is over) needs no read-wait: arming one here only to cancel it
     // in maybe_release_server costs an epoll_ctl and a cancelled handler per transaction.
     if (!server_release_due())
@@ -1076,6 +1157,8 @@ void client_connection::detach_server_from(const std::shared_ptr<server_connecti
         error_code ignored;
         server->socket().cancel(ignored);
         server_read_armed_ = false;
+        if (relay_)
+            relay_->down.in.abandon_receive();
         server->idle_wait_armed = false;  // the cancel also ended a pool idle read-wait still pending (pool.cpp)
     }
     server->client = nullptr;

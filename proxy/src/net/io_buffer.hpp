@@ -32,31 +32,54 @@ class io_buffer {
     void commit(std::size_t n) noexcept { end_ += n; }
     void consume(std::size_t n) noexcept {
         begin_ += n;
+        if (begin_ == end_ && !receiving_)
+            begin_ = end_ = 0;
+    }
+
+    // An asynchronous receive into writable() is in flight: the kernel copies straight into the buffer when the
+    // socket becomes readable, so until end_receive() or abandon_receive() the free space must not move. consume()
+    // then keeps its offsets, compact() does nothing and reserve_total() defers growth (returns false).
+    [[nodiscard]] bool receiving() const noexcept { return receiving_; }
+    [[nodiscard]] std::span<char> begin_receive() noexcept {
+        receiving_ = true;
+        return writable();
+    }
+    void end_receive(std::size_t n) noexcept {
+        receiving_ = false;
+        commit(n);
         if (begin_ == end_)
             begin_ = end_ = 0;
     }
+    // The receive was cancelled before its handler ran: whatever it may have written is not part of the buffer.
+    void abandon_receive() noexcept { receiving_ = false; }
+
     // Moves unconsumed bytes to the front so that reads can append.
     void compact() noexcept {
-        if (begin_ == 0)
+        if (begin_ == 0 || receiving_)
             return;
         std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
     }
-    // Grows so that `total` unconsumed bytes fit. Precondition: total <= limit enforced by the caller.
-    void reserve_total(std::size_t total) {
+    // Grows so that `total` unconsumed bytes fit. Precondition: total <= limit enforced by the caller. False while a
+    // receive is in flight (nothing changes; the caller asks again once it completed).
+    bool reserve_total(std::size_t total) {
+        if (receiving_)
+            return false;
         compact();
         if (total <= capacity_)
-            return;
+            return true;
         std::unique_ptr<char[]> bigger(new char[total]);
         std::memcpy(bigger.get(), data_.get(), end_);
         data_ = std::move(bigger);
         capacity_ = total;
+        return true;
     }
-    // Frees the storage; only when empty.
+    // Frees the storage; only when empty. A receive into it must have been cancelled first.
     void release() noexcept {
         data_.reset();
         capacity_ = begin_ = end_ = 0;
+        receiving_ = false;
     }
 
   private:
@@ -64,6 +87,7 @@ class io_buffer {
     std::size_t capacity_ = 0;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
+    bool receiving_ = false;
 };
 
 }  // namespace sluice::net
