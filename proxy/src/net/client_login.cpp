@@ -54,7 +54,7 @@ struct client_connection::login_state {
     // and body took two plus an EAGAIN. A longer message is completed with an exact read into its destination.
     static constexpr std::size_t input_capacity = 1024;
     // The relay's receive buffer size (client_relay.cpp), for bytes a client pipelined after its login.
-    static constexpr std::size_t relay_input_capacity = 16 * 1024;
+    static constexpr std::size_t relay_input_capacity = io_buffer::cached_capacity;
 
     std::optional<auth::scram_client_keys> client_keys;  // proven by the client's SCRAM login
     std::optional<auth::secret> looked_up_secret;        // the secret auth_query found for this user

@@ -17,7 +17,7 @@ namespace sluice::net {
 namespace {
 
 // Receive buffer per direction while a client is busy. Idle clients hold none.
-constexpr std::size_t relay_buffer_size = 16 * 1024;
+constexpr std::size_t relay_buffer_size = io_buffer::cached_capacity;
 // Messages Sluice must see whole (ReadyForQuery, ParameterStatus) are tiny; anything claiming more is broken.
 constexpr std::size_t max_inspected_message = 1024 * 1024;
 
