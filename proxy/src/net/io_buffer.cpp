@@ -26,6 +26,10 @@ char* take() noexcept {
     return cache.count == 0 ? nullptr : cache.buffers[--cache.count];
 }
 
+std::size_t spare_count() noexcept {
+    return cache.count;
+}
+
 bool give(char* buffer) noexcept {
     if (cache.count == cache.buffers.size())
         return false;

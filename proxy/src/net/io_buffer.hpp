@@ -19,6 +19,8 @@ inline constexpr std::size_t max_spares = 32;
 [[nodiscard]] char* take() noexcept;
 // Keeps `buffer` as a spare; false (the caller frees it) when the cache is full.
 [[nodiscard]] bool give(char* buffer) noexcept;
+// Spares held by this thread now.
+[[nodiscard]] std::size_t spare_count() noexcept;
 }  // namespace buffer_cache
 
 class io_buffer {
