@@ -1,8 +1,10 @@
 // Logging in through Sluice over TCP and its Unix socket, simple queries, and the session parameters a client is
 // shown at login.
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -59,6 +61,23 @@ TEST_F(proxy_basics, simple_query_returns_rows_columns_types_and_nulls) {
     EXPECT_STREQ(PQgetvalue(res.get(), 2, 1), "r3");
     EXPECT_TRUE(PQgetisnull(res.get(), 1, 2));
     EXPECT_FALSE(PQgetisnull(res.get(), 0, 2));
+}
+
+TEST_F(proxy_basics, a_client_that_rests_queries_again_after_its_relay_buffers_were_freed) {
+    // A busy client receives straight into its relay buffers; after a second of rest Sluice cancels that receive and
+    // frees them (client_relay.cpp, release_relay_if_idle). The next query must arrive whole, each time.
+    auto conn = connect_or_throw(sluice_.conninfo());
+    for (int round = 0; round < 3; ++round) {
+        EXPECT_EQ(scalar(conn.get(), "SELECT " + std::to_string(round) + " + 1"), std::to_string(round + 1));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    }
+    ASSERT_TRUE(PQsendQuery(conn.get(), "SELECT 'after'; SELECT 'rest'"));
+    std::vector<std::string> seen;
+    while (PGresult* raw = PQgetResult(conn.get())) {
+        const result res(raw);
+        seen.emplace_back(PQgetvalue(res.get(), 0, 0));
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"after", "rest"}));
 }
 
 TEST_F(proxy_basics, several_statements_in_one_query_each_return_their_result) {
