@@ -50,7 +50,7 @@ std::vector<std::shared_ptr<pool>> pools_of(runtime& rt, const std::string& data
     return out;
 }
 
-bool names(const std::string& database, const std::string& name) {
+bool names(std::string_view database, std::string_view name) {
     return database.empty() || database == name;
 }
 
@@ -61,7 +61,7 @@ asio::awaitable<std::shared_ptr<stats::snapshot>> client_connection::async_snaps
     asio::steady_timer done(worker_.context(), steady_clock::time_point::max());
     std::shared_ptr<stats::snapshot> result;
     auto finished = std::make_shared<bool>(false);
-    rt_.async_snapshot(worker_, [&done, &result, finished](std::shared_ptr<stats::snapshot> snap) {
+    rt().async_snapshot(worker_, [&done, &result, finished](std::shared_ptr<stats::snapshot> snap) {
         if (*finished)
             return;
         result = std::move(snap);
@@ -77,13 +77,13 @@ asio::awaitable<void> client_connection::run_admin_console() {
     if (!co_await authenticate())
         co_return;
     const auto& settings = config_->settings;
-    const auto access = admin::console_access_for(settings, user_);
+    const auto access = admin::console_access_for(settings, user());
     const bool admin = access == admin::console_access::admin;
     const bool stats_only = access == admin::console_access::stats;
     if (!admin && !stats_only) {
         {
-            const std::string message_text = "not allowed to connect to the admin console: user \"" + user_ +
-                                             "\" is in neither admin_users nor stats_users";
+            const std::string message_text = "not allowed to connect to the admin console: user \"" +
+                                             std::string(user()) + "\" is in neither admin_users nor stats_users";
             co_await fail_login(protocol::sqlstate::insufficient_privilege, message_text);
         };
         co_return;
@@ -150,16 +150,16 @@ asio::awaitable<void> client_connection::run_admin_console() {
             } else if (cmd.kind == admin::command_kind::show) {
                 auto snap = co_await async_snapshot();
                 admin::show_context context;
-                const int state = rt_.pause_state.load();
+                const int state = rt().pause_state.load();
                 context.state = state == 2   ? admin::pause_state::suspended
                                 : state == 1 ? admin::pause_state::paused
                                              : admin::pause_state::active;
-                if (!snap || !admin::render_show(cmd.subject, *snap, *rt_.config(), context, out)) {
+                if (!snap || !admin::render_show(cmd.subject, *snap, *rt().config(), context, out)) {
                     protocol::write_error(out, protocol::severity::error, protocol::sqlstate::syntax_error,
                                           "unknown SHOW subject: " + cmd.subject);
                 }
             } else if (cmd.kind == admin::command_kind::reload) {
-                auto loaded = config::load_config_file(rt_.config()->path);
+                auto loaded = config::load_config_file(rt().config()->path);
                 std::shared_ptr<const credential_store> creds;
                 std::string err;
                 if (!loaded.ok()) {
@@ -177,7 +177,7 @@ asio::awaitable<void> client_connection::run_admin_console() {
                         SLUICE_LOG(error, "RELOAD rejected: " << err);
                 }
                 if (err.empty()) {
-                    rt_.set_config(std::make_shared<const config::config>(std::move(*loaded.value)), creds);
+                    rt().set_config(std::make_shared<const config::config>(std::move(*loaded.value)), creds);
                     SLUICE_LOG(info, "configuration reloaded by admin command");
                     protocol::write_command_complete(out, "RELOAD");
                 } else {
@@ -191,14 +191,14 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 const bool suspend = cmd.kind == admin::command_kind::suspend;
                 const std::string database = suspend ? std::string() : cmd.database;
                 if (database.empty()) {
-                    rt_.pause_state.store(suspend ? 2 : 1);
+                    rt().pause_state.store(suspend ? 2 : 1);
                 } else {
-                    rt_.set_database_paused(database, true);
+                    rt().set_database_paused(database, true);
                 }
-                for (auto& p : pools_of(rt_, database))
+                for (auto& p : pools_of(rt(), database))
                     p->set_paused(true);
                 const auto deadline = steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
-                                                                rt_.config()->settings.suspend_timeout);
+                                                                rt().config()->settings.suspend_timeout);
                 asio::steady_timer poll(worker_.context());
                 bool timed_out = false;
                 for (;;) {
@@ -229,25 +229,25 @@ asio::awaitable<void> client_connection::run_admin_console() {
                             }
                         }
                     };
-                    co_await on_every_worker(rt_, worker_, drop);
+                    co_await on_every_worker(rt(), worker_, drop);
                 }
                 protocol::write_command_complete(out, admin::command_tag(cmd));
             } else if (cmd.kind == admin::command_kind::resume) {
-                if (rt_.pause_state.load() == 2 && !cmd.database.empty()) {
+                if (rt().pause_state.load() == 2 && !cmd.database.empty()) {
                     protocol::write_error(out, protocol::severity::error, protocol::sqlstate::syntax_error,
                                           "pooler is suspended, use RESUME without arguments");
                 } else {
                     if (cmd.database.empty()) {
-                        rt_.pause_state.store(0);
-                        for (auto& p : rt_.pools_snapshot())
-                            rt_.set_database_paused(p->cfg().database, false);
+                        rt().pause_state.store(0);
+                        for (auto& p : rt().pools_snapshot())
+                            rt().set_database_paused(p->cfg().database, false);
                     } else {
-                        rt_.set_database_paused(cmd.database, false);
+                        rt().set_database_paused(cmd.database, false);
                     }
-                    for (auto& p : pools_of(rt_, cmd.database)) {
+                    for (auto& p : pools_of(rt(), cmd.database)) {
                         p->set_paused(false);
-                        for (std::size_t i = 0; i < rt_.worker_count(); ++i)
-                            rt_.worker_at(i).post([p, i] { p->shard(i).resume(); });
+                        for (std::size_t i = 0; i < rt().worker_count(); ++i)
+                            rt().worker_at(i).post([p, i] { p->shard(i).resume(); });
                     }
                     protocol::write_command_complete(out, "RESUME");
                 }
@@ -255,11 +255,11 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 // KILL [db]: every client and server of the database (all databases without one) is dropped at
                 // once; new clients wait until RESUME.
                 const std::string database = cmd.database;
-                auto targets = pools_of(rt_, database);
+                auto targets = pools_of(rt(), database);
                 if (database.empty()) {
-                    rt_.pause_state.store(1);
+                    rt().pause_state.store(1);
                 } else {
-                    rt_.set_database_paused(database, true);
+                    rt().set_database_paused(database, true);
                 }
                 for (auto& p : targets)
                     p->set_paused(true);
@@ -274,7 +274,7 @@ asio::awaitable<void> client_connection::run_admin_console() {
                     for (const auto& p : targets)
                         p->shard(w.index()).close_all(close_reason::admin);
                 };
-                co_await on_every_worker(rt_, worker_, drop);
+                co_await on_every_worker(rt(), worker_, drop);
                 protocol::write_command_complete(out, "KILL");
             } else if (cmd.kind == admin::command_kind::kill_client) {
                 const auto id = cmd.client_id;
@@ -289,7 +289,7 @@ asio::awaitable<void> client_connection::run_admin_console() {
                         }
                     }
                 };
-                co_await on_every_worker(rt_, worker_, drop);
+                co_await on_every_worker(rt(), worker_, drop);
                 if (found->load()) {
                     protocol::write_command_complete(out, "KILL_CLIENT");
                 } else {
@@ -298,10 +298,10 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 }
             } else if (cmd.kind == admin::command_kind::reconnect) {
                 // RECONNECT [db]: every server is closed once released (idle ones now); new ones connect as needed.
-                for (auto& p : pools_of(rt_, cmd.database)) {
+                for (auto& p : pools_of(rt(), cmd.database)) {
                     p->mark_reconnect();
-                    for (std::size_t i = 0; i < rt_.worker_count(); ++i)
-                        rt_.worker_at(i).post([p, i] { p->shard(i).apply_config(); });
+                    for (std::size_t i = 0; i < rt().worker_count(); ++i)
+                        rt().worker_at(i).post([p, i] { p->shard(i).apply_config(); });
                 }
                 protocol::write_command_complete(out, "RECONNECT");
             } else if (cmd.kind == admin::command_kind::wait_close) {
@@ -319,11 +319,11 @@ asio::awaitable<void> client_connection::run_admin_console() {
                 }
                 protocol::write_command_complete(out, "WAIT_CLOSE");
             } else if (cmd.kind == admin::command_kind::enable || cmd.kind == admin::command_kind::disable) {
-                rt_.set_disabled(cmd.database, cmd.kind == admin::command_kind::disable);
+                rt().set_disabled(cmd.database, cmd.kind == admin::command_kind::disable);
                 protocol::write_command_complete(out, admin::command_tag(cmd));
             } else if (cmd.kind == admin::command_kind::shutdown) {
-                rt_.drain_started_ticks.store(steady_clock::now().time_since_epoch().count());
-                rt_.shutting_down.store(true);
+                rt().drain_started_ticks.store(steady_clock::now().time_since_epoch().count());
+                rt().shutting_down.store(true);
                 ::kill(::getpid(), SIGTERM);
                 protocol::write_command_complete(out, "SHUTDOWN");
             } else {

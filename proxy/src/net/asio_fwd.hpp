@@ -20,8 +20,10 @@ namespace sluice::net {
 namespace asio = boost::asio;
 using error_code = boost::system::error_code;
 // TCP and Unix-domain connections, to clients and to servers, share one socket type so that every code path handles
-// both the same way.
-using stream_socket = asio::generic::stream_protocol::socket;
+// both the same way. Bound to io_context's own executor rather than any_io_executor: each socket, and each operation
+// pending on it (an idle client's read-wait), then carries one pointer instead of a type-erased executor, 96 bytes
+// less per idle client.
+using stream_socket = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
 using steady_clock = std::chrono::steady_clock;
 
 }  // namespace sluice::net

@@ -36,7 +36,7 @@
 
 namespace sluice::net {
 
-enum class client_state { login, idle, waiting, active, closed };
+enum class client_state : std::uint8_t { login, idle, waiting, active, closed };
 [[nodiscard]] const char* to_string(client_state s) noexcept;
 
 // One direction of the relay: bytes read from a source socket, and the batch queued for the destination socket.
@@ -86,11 +86,16 @@ struct relay_state {
     steady_clock::time_point query_start{};
     std::string rewritten;  // bytes statements_ sends in place of (part of) a message; reused
     std::string scratch;    // reused for generated messages
+    // While the client waits in a pool queue (which does not own its entries) nothing else may hold it. Here rather
+    // than in client_connection because a waiting client always holds its relay block (idle memory per client).
+    std::shared_ptr<client_connection> keep_alive;
+    steady_clock::time_point wait_started{};  // when the current wait began (here for the same reason)
 };
 
 class client_connection : public std::enable_shared_from_this<client_connection>,
                           public worker_hook,
-                          public shard_client_hook {
+                          public shard_client_hook,
+                          public cancel_registry_hook {
   public:
     client_connection(worker& w, stream_socket socket, std::string peer);
     ~client_connection();
@@ -109,7 +114,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // --- pool control (client_control.cpp), on this worker ---
     // query_wait_notify: sends `notice` (a whole NoticeResponse) to this waiting client, once per wait.
     void send_wait_notice(std::string_view notice);
-    [[nodiscard]] bool wait_notified() const noexcept { return wait_notice_for_ == wait_started_; }
+    [[nodiscard]] bool wait_notified() const noexcept { return wait_notified_; }
     // KILL / DISABLE: tells the client `sqlstate` `message` (FATAL) and closes it, whatever its state.
     void kill(std::string_view sqlstate, std::string_view message);
     // A NotificationResponse (whole message) for a channel this client LISTENs on, from its pool's listen_relay. Sent
@@ -122,9 +127,14 @@ class client_connection : public std::enable_shared_from_this<client_connection>
 
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
     [[nodiscard]] client_state state() const noexcept { return state_; }
-    [[nodiscard]] steady_clock::time_point wait_started() const noexcept { return wait_started_; }
-    [[nodiscard]] const std::string& database() const noexcept { return database_; }
-    [[nodiscard]] const std::string& user() const noexcept { return user_; }
+    // While waiting for a server.
+    [[nodiscard]] steady_clock::time_point wait_started() const noexcept {
+        return relay_ ? relay_->wait_started : steady_clock::time_point{};
+    }
+    [[nodiscard]] std::string_view database() const noexcept { return {names_.data(), database_length_}; }
+    [[nodiscard]] std::string_view user() const noexcept {
+        return {names_.data() + database_length_, names_.size() - database_length_};
+    }
     [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
     // Adds this client's row to a snapshot and its counts to its pool's row. On this worker's thread.
     void fill_snapshot(stats::connection_row& row) const;
@@ -148,6 +158,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     [[nodiscard]] bool holds_relay_state() const noexcept { return relay_ != nullptr; }
 
   private:
+    friend class cancel_registry;  // sets and reads cancel_key_
+
     // Login (client_login.cpp).
     asio::awaitable<void> run_login();
     // Login reads go through login_'s buffer: one non-blocking read takes a whole small message (often several).
@@ -231,33 +243,33 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void close(std::string_view why);
     [[nodiscard]] bool has_complete_header() const noexcept;
     [[nodiscard]] std::string log_prefix() const;
+    void set_names(std::string_view database, std::string_view user);
+
+    // The runtime through worker_ rather than a member of its own (idle memory per client).
+    [[nodiscard]] runtime& rt() const noexcept { return worker_.rt(); }
 
     worker& worker_;
-    runtime& rt_;
     std::uint64_t id_;
     stream_socket socket_;
     // The TLS session on socket_ once the client negotiated TLS; null for plaintext (the relay's one branch).
     std::unique_ptr<tls_stream> tls_;
     std::string peer_;
-
-    std::string database_;
-    std::string user_;
+    // The database and the user the client asked for, in one string (database first): one allocation at most, none
+    // when both fit the string's inline buffer together (idle memory per client).
+    std::string names_;
     std::shared_ptr<pool> pool_;
     pool_shard* shard_ = nullptr;                   // this worker's part of pool_
     std::shared_ptr<const config::config> config_;  // the config this client logged in under
     session::parameter_set parameters_;             // the client's view of the tracked parameters
-    cancel_registry::key cancel_key_{};
-    // Login-only state (client_login.cpp): the read-ahead buffer of login messages, the keys a SCRAM login proved,
-    // the secret auth_query found. On the heap and freed when login ends, so that a logged-in client does not carry
-    // it (idle memory per client).
+    cancel_registry::key cancel_key_{};             // given by cancel_registry::add, with the client's place in it
+    // Login-only state (client_login.cpp): the read-ahead buffer of login messages, the client_login_timeout deadline,
+    // the keys a SCRAM login proved, the secret auth_query found. On the heap and freed when login ends, so that a
+    // logged-in client does not carry it (idle memory per client).
     struct login_state;
     std::unique_ptr<login_state> login_;
-    std::shared_ptr<void> client_slot_;  // its place under max_db/max_user_client_connections, given back when freed
 
     std::unique_ptr<relay_state> relay_;  // see relay_state; null while idle
     std::shared_ptr<server_connection> server_;
-    // While waiting in a pool queue (which does not own its entries) nothing else may hold the client.
-    std::shared_ptr<client_connection> keep_alive_;
     std::uint64_t server_generation_ = 0;
     // Named prepared statements across servers (transaction pooling with max_prepared_statements > 0).
     // Created at the first server assignment that relays statements (or a Parse answered without a server), so that
@@ -265,7 +277,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     std::unique_ptr<session::statement_relay> statements_;
     session::statement_relay& statements() {
         if (!statements_)
-            statements_ = std::make_unique<session::statement_relay>(rt_.statements());
+            statements_ = std::make_unique<session::statement_relay>(rt().statements());
         return *statements_;
     }
     // Only for clients that changed session state (SET, pins); null for the rest.
@@ -285,22 +297,21 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // The small fields together, so that they share one word of padding (idle memory per client).
     client_state state_ = client_state::login;
     bool cancel_registered_ = false;
+    bool counted_in_pool_ = false;  // holds a place under max_db/max_user_client_connections, given back when freed
     bool rewriting_statements_ = false;  // statements_ is attached to the current server
     bool client_read_armed_ = false;
     bool server_read_armed_ = false;
     bool relay_release_requested_ = false;  // release_relay_if_idle cancelled the client's receive into up.in
     bool client_eof_ = false;
     bool terminate_received_ = false;
-    bool welcome_pending_ = false;  // waiting for a first server to learn the parameters to show at login
+    bool welcome_pending_ = false;       // waiting for a first server to learn the parameters to show at login
+    bool wait_notified_ = true;          // the current wait was told query_wait_notify's notice
+    std::uint32_t database_length_ = 0;  // database() is names_'s first database_length_ bytes
 
     steady_clock::time_point connect_time_{steady_clock::now()};
     steady_clock::time_point request_time_{};
     steady_clock::time_point last_activity_{steady_clock::now()};  // last bytes from the client
     steady_clock::time_point last_ready_{};                        // last ReadyForQuery forwarded
-
-    steady_clock::time_point login_deadline_{};
-    steady_clock::time_point wait_started_{};
-    steady_clock::time_point wait_notice_for_{};  // the wait_started_ of the wait already notified
 };
 
 }  // namespace sluice::net

@@ -11,7 +11,7 @@ void client_connection::send_wait_notice(std::string_view notice) {
         return;
     if (down().writing())
         return;  // the previous reply is still going out: try again on the next tick
-    wait_notice_for_ = wait_started_;
+    wait_notified_ = true;
     down().queue_injected(notice);
     flush_down();
     SLUICE_LOG(info, log_prefix() << ": told the client it is queued for a server (query_wait_notify)");
@@ -32,7 +32,7 @@ void client_connection::kill(std::string_view sqlstate, std::string_view message
 
 bool client_connection::drain_done(steady_clock::time_point now) const noexcept {
     const auto started =
-        steady_clock::time_point(steady_clock::duration(rt_.drain_started_ticks.load(std::memory_order_relaxed)));
+        steady_clock::time_point(steady_clock::duration(rt().drain_started_ticks.load(std::memory_order_relaxed)));
     if (last_ready_ > started)
         return true;  // finished a transaction (or a statement) since the drain began
     return now - std::max(last_activity_, started) > runtime::drain_idle_grace;

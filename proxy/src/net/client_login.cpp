@@ -56,6 +56,7 @@ struct client_connection::login_state {
     // The relay's receive buffer size (client_relay.cpp), for bytes a client pipelined after its login.
     static constexpr std::size_t relay_input_capacity = io_buffer::cached_capacity;
 
+    steady_clock::time_point deadline{};                 // client_login_timeout
     std::optional<auth::scram_client_keys> client_keys;  // proven by the client's SCRAM login
     std::optional<auth::secret> looked_up_secret;        // the secret auth_query found for this user
     // AuthenticationOk (after SASLFinal) of a client login, sent with the welcome in one write.
@@ -84,31 +85,42 @@ const char* to_string(client_state s) noexcept {
 }
 
 client_connection::client_connection(worker& w, stream_socket socket, std::string peer)
-    : worker_(w), rt_(w.rt()), id_(w.rt().next_id()), socket_(std::move(socket)), peer_(std::move(peer)) {
-    rt_.client_count.fetch_add(1, std::memory_order_relaxed);
+    : worker_(w), id_(w.rt().next_id()), socket_(std::move(socket)), peer_(std::move(peer)) {
+    rt().client_count.fetch_add(1, std::memory_order_relaxed);
 }
 
 client_connection::~client_connection() {
-    rt_.client_count.fetch_sub(1, std::memory_order_relaxed);
+    rt().client_count.fetch_sub(1, std::memory_order_relaxed);
+    // The registry holds a plain pointer to this client: it must not outlive it (close() normally removed it).
+    if (cancel_registered_)
+        rt().cancels().remove(*this);
+    if (counted_in_pool_)
+        pool_->remove_client();
     if (static_cast<worker_hook*>(this)->is_linked())
         worker_.clients().erase(worker_.clients().iterator_to(*this));
 }
 
+void client_connection::set_names(std::string_view database, std::string_view user) {
+    names_.reserve(database.size() + user.size());
+    names_.assign(database).append(user);
+    database_length_ = static_cast<std::uint32_t>(database.size());
+}
+
 std::string client_connection::log_prefix() const {
     std::string s = "C-" + std::to_string(id_) + " ";
-    s.append(database_.empty() ? "(nodb)" : database_).append("/").append(user_.empty() ? "(nouser)" : user_);
+    s.append(database().empty() ? "(nodb)" : database()).append("/").append(user().empty() ? "(nouser)" : user());
     s.append("@").append(peer_);
     return s;
 }
 
 void client_connection::start() {
     worker_.clients().push_back(*this);
-    config_ = rt_.config();
-    login_deadline_ = steady_clock::now() +
-                      std::chrono::duration_cast<steady_clock::duration>(config_->settings.client_login_timeout);
+    config_ = rt().config();
     error_code ignored;
     socket_.non_blocking(true, ignored);
     login_ = std::make_unique<login_state>();
+    login_->deadline = steady_clock::now() +
+                       std::chrono::duration_cast<steady_clock::duration>(config_->settings.client_login_timeout);
     asio::co_spawn(worker_.context(), run_login(), [self = shared_from_this()](std::exception_ptr e) {
         if (!e)
             return;
@@ -130,16 +142,16 @@ void client_connection::tick(steady_clock::time_point now) {
     switch (state_) {
         case client_state::login:
             // Once: the socket stays closed until the login coroutine ends.
-            if (settings.client_login_timeout.count() > 0 && now > login_deadline_ && socket_.is_open()) {
+            if (settings.client_login_timeout.count() > 0 && login_ && now > login_->deadline && socket_.is_open()) {
                 SLUICE_LOG(warning, log_prefix() << ": client_login_timeout expired during login");
-                rt_.logins.count_login_timeout();
+                rt().logins.count_login_timeout();
                 // Ends the login coroutine: its pending read fails.
                 error_code ignored;
                 socket_.close(ignored);
             }
             break;
         case client_state::idle:
-            if (rt_.shutting_down.load(std::memory_order_relaxed)) {
+            if (rt().shutting_down.load(std::memory_order_relaxed)) {
                 // SIGTERM drain: a client that finishes its transaction is told why, not left with a closed socket.
                 shutdown_notice(true);
             } else if (expired(settings.client_idle_timeout, last_activity_)) {
@@ -294,9 +306,9 @@ asio::awaitable<bool> client_connection::read_message(char& type, std::string& b
 asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, std::string_view message) {
     SLUICE_LOG(warning, log_prefix() << ": login failed: " << sqlstate << " " << message);
     if (sqlstate == protocol::sqlstate::too_many_connections) {
-        rt_.logins.count_max_client_conn_rejection();
+        rt().logins.count_max_client_conn_rejection();
     } else {
-        rt_.logins.count_login_failure();
+        rt().logins.count_login_failure();
     }
     std::string out;
     if (login_)
@@ -308,7 +320,7 @@ asio::awaitable<void> client_connection::fail_login(std::string_view sqlstate, s
 
 asio::awaitable<void> client_connection::handle_cancel_request(std::uint32_t pid, std::uint32_t key) {
     // PostgreSQL closes a cancel connection without an answer, whatever happens.
-    if (auto target = rt_.cancels().find({pid, key})) {
+    if (auto target = rt().cancels().find({pid, key})) {
         auto& target_worker = target->worker_;
         target_worker.post([target] { target->forward_cancel(); });
     } else {
@@ -346,7 +358,7 @@ asio::awaitable<void> client_connection::run_login() {
     std::string packet;
     protocol::startup_packet startup;
     // The TLS settings in force when the client connected; PgBouncer offers no TLS on Unix sockets.
-    const auto tls_ctx = rt_.client_tls();
+    const auto tls_ctx = rt().client_tls();
     bool offer_tls = tls_ctx && tls_ctx->enabled();
     if (offer_tls) {  // getsockname only when it matters
         error_code family_ec;
@@ -405,10 +417,11 @@ asio::awaitable<void> client_connection::run_login() {
         co_return;
     }
 
-    user_ = std::string(*startup.parameter("user"));
-    database_ = std::string(startup.parameter("database").value_or(user_));
-    if (database_.empty())
-        database_ = user_;
+    {
+        const std::string_view user_name = *startup.parameter("user");
+        const std::string_view database_name = startup.parameter("database").value_or(user_name);
+        set_names(database_name.empty() ? user_name : database_name, user_name);
+    }
 
     std::string out;
     if (startup.minor > 0 || !startup.protocol_options.empty()) {
@@ -416,7 +429,7 @@ asio::awaitable<void> client_connection::run_login() {
     }
 
     const auto& settings = config_->settings;
-    if (rt_.client_count.load(std::memory_order_relaxed) > settings.max_client_conn) {
+    if (rt().client_count.load(std::memory_order_relaxed) > settings.max_client_conn) {
         co_await fail_login(protocol::sqlstate::too_many_connections, "no more connections allowed (max_client_conn)");
         co_return;
     }
@@ -442,8 +455,8 @@ asio::awaitable<void> client_connection::run_login() {
 
     // The console's names are reserved unless [databases] names one explicitly (the `*` fallback does not count).
     const bool explicit_entry = std::any_of(config_->databases.begin(), config_->databases.end(),
-                                            [&](const auto& db) { return db.name == database_; });
-    if (admin::is_console_database(database_) && !explicit_entry) {
+                                            [&](const auto& db) { return db.name == database(); });
+    if (admin::is_console_database(database()) && !explicit_entry) {
         if (!out.empty() && !co_await write_all(out)) {
             close("client disconnected during login");
             co_return;
@@ -451,17 +464,18 @@ asio::awaitable<void> client_connection::run_login() {
         co_await run_admin_console();
         co_return;
     }
-    auto entry = config::resolve_database(*config_, database_);
-    if (entry && rt_.disabled(database_)) {
+    auto entry = config::resolve_database(*config_, database());
+    if (entry && rt().disabled(std::string(database()))) {
         {
-            const std::string message_text = "database \"" + database_ + "\" does not allow connections (DISABLE)";
+            const std::string message_text =
+                "database \"" + std::string(database()) + "\" does not allow connections (DISABLE)";
             co_await fail_login(protocol::sqlstate::cannot_connect_now, message_text);
         };
         co_return;
     }
     if (!entry) {
         {
-            const std::string message_text = "no such database: " + database_;
+            const std::string message_text = "no such database: " + std::string(database());
             co_await fail_login(protocol::sqlstate::invalid_catalog_name, message_text);
         };
         co_return;
@@ -474,13 +488,13 @@ asio::awaitable<void> client_connection::run_login() {
     if (!co_await authenticate(&*entry))
         co_return;
 
-    pool_ = rt_.get_pool(*entry, database_, user_, login_->looked_up_secret ? &*login_->looked_up_secret : nullptr);
+    pool_ = rt().get_pool(*entry, database(), user(), login_->looked_up_secret ? &*login_->looked_up_secret : nullptr);
     login_->looked_up_secret.reset();
     shard_ = &pool_->shard(worker_.index());
     {
         std::string refused;
-        client_slot_ = pool_->try_add_client(refused);
-        if (!client_slot_) {
+        counted_in_pool_ = pool_->try_add_client(refused);
+        if (!counted_in_pool_) {
             co_await fail_login(protocol::sqlstate::too_many_connections, refused);
             co_return;
         }
@@ -496,13 +510,13 @@ asio::awaitable<void> client_connection::run_login() {
 }
 
 asio::awaitable<bool> client_connection::authenticate(const config::database_entry* db) {
-    const auto creds = rt_.credentials();
-    auto found = creds ? creds->find(user_) : std::nullopt;
+    const auto creds = rt().credentials();
+    auto found = creds ? creds->find(user()) : std::nullopt;
     const auto auth = config_->settings.auth_type;
     std::string out;
     std::string body;
     char type = 0;
-    const std::string failure = "password authentication failed for user \"" + user_ + "\"";
+    const std::string failure = "password authentication failed for user \"" + std::string(user()) + "\"";
     // A client login sends AuthenticationOk with the welcome (finish_login), one write for both; the admin console
     // writes its own welcome.
     const bool hold_ok = db != nullptr;
@@ -525,8 +539,9 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
                                 "auth_type cert needs a TLS connection with a verified client certificate");
             co_return false;
         }
-        if (common_name != user_) {
-            const std::string message_text = "certificate authentication failed for user \"" + user_ + "\"";
+        if (common_name != user()) {
+            const std::string message_text =
+                "certificate authentication failed for user \"" + std::string(user()) + "\"";
             SLUICE_LOG(warning, log_prefix() << ": client certificate is for \"" << common_name << "\"");
             co_await fail_login(protocol::sqlstate::invalid_authorization_specification, message_text);
             co_return false;
@@ -552,7 +567,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
             co_return false;
         }
         if (plan.target) {
-            auto answer = co_await rt_.auth_queries().async_lookup(*plan.target, user_);
+            auto answer = co_await rt().auth_queries().async_lookup(*plan.target, std::string(user()));
             if (answer.error()) {
                 SLUICE_LOG(warning, log_prefix() << ": auth_query failed: " << answer.detail);
                 co_await fail_login(answer.sqlstate, answer.message);
@@ -571,10 +586,10 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
     if (use_scram && found && found->needs_derivation()) {
         // A plaintext auth_file password, at this user's first SCRAM login: PBKDF2 (milliseconds of CPU) runs on a
         // bridge thread, once per user (the store caches it), while this worker serves its other connections.
-        auto derive = [creds, user = user_] { return creds->derive(user); };
+        auto derive = [creds, user_name = std::string(user())] { return creds->derive(user_name); };
         bool refused = false;
         try {
-            found = co_await bridge::sync_to_async(rt_.auth_pool(), std::move(derive), bridge::any_thread);
+            found = co_await bridge::sync_to_async(rt().auth_pool(), std::move(derive), bridge::any_thread);
         } catch (const bridge::bridge_error& e) {
             SLUICE_LOG(warning, log_prefix() << ": SCRAM key derivation did not run: " << e.code().message());
             refused = true;
@@ -586,7 +601,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
     }
     if (use_scram) {
         auto fsm =
-            found ? auth::scram_server_fsm(found->scram, user_) : auth::scram_server_fsm::for_unknown_user(user_);
+            found ? auth::scram_server_fsm(found->scram, user()) : auth::scram_server_fsm::for_unknown_user(user());
         protocol::write_authentication_sasl(out, {auth::scram_sha_256_mechanism});
         if (!co_await write_all(out))
             co_return false;
@@ -658,7 +673,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
             co_await fail_login(protocol::sqlstate::protocol_violation, "expected password response");
             co_return false;
         }
-        if (!found || !auth::md5_verify(found->stored, user_, salt, response)) {
+        if (!found || !auth::md5_verify(found->stored, user(), salt, response)) {
             co_await fail_login(protocol::sqlstate::invalid_password, failure);
             co_return false;
         }
@@ -682,7 +697,7 @@ asio::awaitable<bool> client_connection::authenticate(const config::database_ent
             co_await fail_login(protocol::sqlstate::protocol_violation, "expected password response");
             co_return false;
         }
-        if (!found || !auth::plain_verify(found->stored, user_, password)) {
+        if (!found || !auth::plain_verify(found->stored, user(), password)) {
             co_await fail_login(protocol::sqlstate::invalid_password, failure);
             co_return false;
         }
@@ -719,8 +734,9 @@ void client_connection::finish_login() {
     // The first client of a pool: a server login tells what to show.
     welcome_pending_ = true;
     state_ = client_state::waiting;
-    wait_started_ = steady_clock::now();
-    keep_alive_ = shared_from_this();
+    relay().wait_started = steady_clock::now();
+    wait_notified_ = false;
+    relay().keep_alive = shared_from_this();
     pool_->shard(worker_.index()).acquire(*this);
 }
 
@@ -737,7 +753,8 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
             protocol::write_parameter_status(out, name, value);
         }
     }
-    cancel_key_ = rt_.cancels().add(shared_from_this());
+    pool_->share_login_parameters(parameters_);
+    rt().cancels().add(*this);
     cancel_registered_ = true;
     protocol::write_backend_key_data(out, cancel_key_.process_id, cancel_key_.secret_key);
     protocol::write_ready_for_query(out, protocol::transaction_status::idle);
@@ -753,8 +770,8 @@ namespace sluice::net {
 void client_connection::fill_snapshot(stats::connection_row& row) const {
     row.is_server = false;
     row.id = id_;
-    row.user = user_;
-    row.database = database_;
+    row.user = user();
+    row.database = database();
     switch (state_) {
         case client_state::login:
             row.state = "login";
@@ -786,7 +803,7 @@ void client_connection::fill_snapshot(stats::connection_row& row) const {
     row.request_time_unix_us =
         request_time_ == steady_clock::time_point{} ? row.connect_time_unix_us : to_unix_us(request_time_);
     if (state_ == client_state::waiting) {
-        row.wait_us = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_started_).count();
+        row.wait_us = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_started()).count();
     }
     if (server_)
         row.link_id = server_->id();

@@ -1,5 +1,6 @@
 // The relay half of client_connection: moving bytes between a client and its server once logged in.
 #include <array>
+#include <boost/asio/bind_allocator.hpp>
 #include <cctype>
 #include <span>
 #include <utility>
@@ -22,6 +23,23 @@ constexpr std::size_t relay_buffer_size = io_buffer::cached_capacity;
 constexpr std::size_t max_inspected_message = 1024 * 1024;
 
 using protocol::piece_kind;
+
+// Asio allocates an operation from the blocks its thread freed last, whatever their size (recycling suits operations
+// that end soon). A resting client's read-wait may stay pending for hours: bound to this allocator it gets a block of
+// its own size instead of, typically, the larger one a completed accept left (idle memory per client).
+template <class T>
+struct exact_size_allocator {
+    using value_type = T;
+    exact_size_allocator() noexcept = default;
+    template <class U>
+    exact_size_allocator(const exact_size_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
+    void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>{}.deallocate(p, n); }
+};
+template <class T, class U>
+bool operator==(const exact_size_allocator<T>&, const exact_size_allocator<U>&) noexcept {
+    return true;
+}
 
 // What the relay must see whole from servers; the same for every client.
 const protocol::split_policy& down_policy() noexcept {
@@ -229,8 +247,14 @@ void client_connection::arm_client_read() {
         asio::post(socket_.get_executor(), [handler = std::move(on_ready)] { handler(error_code{}); });
         return;
     }
-    socket_.async_wait(tls_ && tls_->read_wants_write() ? stream_socket::wait_write : stream_socket::wait_read,
-                       std::move(on_ready));
+    const auto wait = tls_ && tls_->read_wants_write() ? stream_socket::wait_write : stream_socket::wait_read;
+    if (!relay_) {
+        // Resting: the wait may last long. A busy TLS client waits per read and keeps the recycled blocks (no
+        // allocation per transaction).
+        socket_.async_wait(wait, asio::bind_allocator(exact_size_allocator<void>{}, std::move(on_ready)));
+        return;
+    }
+    socket_.async_wait(wait, std::move(on_ready));
 }
 
 void client_connection::on_client_received(const error_code& ec, std::size_t n) {
@@ -371,13 +395,14 @@ void client_connection::request_server() {
         protocol_violation("invalid message length");
         return;
     }
-    if (rt_.shutting_down.load(std::memory_order_relaxed) && drain_done(steady_clock::now())) {
+    if (rt().shutting_down.load(std::memory_order_relaxed) && drain_done(steady_clock::now())) {
         send_error_and_close(protocol::sqlstate::admin_shutdown, "pooler is shutting down");
         return;
     }
     state_ = client_state::waiting;
-    wait_started_ = steady_clock::now();
-    keep_alive_ = shared_from_this();
+    relay().wait_started = steady_clock::now();
+    wait_notified_ = false;
+    relay().keep_alive = shared_from_this();
     (*shard_).acquire(*this);
     // A queued client that goes away leaves the queue at once (pool control).
     if (state_ == client_state::waiting)
@@ -386,7 +411,7 @@ void client_connection::request_server() {
 
 void client_connection::on_server_assigned(std::shared_ptr<server_connection> server) {
     SLUICE_LOG(debug, log_prefix() << ": server assigned S-" << server->id() << " welcome=" << welcome_pending_);
-    const auto self = std::move(keep_alive_);
+    const auto self = std::move(relay().keep_alive);
     if (welcome_pending_) {
         // Login of a pool's first client: show the server's parameters, give the (clean) server back.
         welcome_pending_ = false;
@@ -399,10 +424,10 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
     }
     server_ = std::move(server);
     server_->client = this;
-    rt_.active_clients.fetch_add(1, std::memory_order_relaxed);
+    rt().active_clients.fetch_add(1, std::memory_order_relaxed);
     {
         const auto now = steady_clock::now();
-        const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_started_).count();
+        const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_started()).count();
         auto& c = shard_->counters;
         c.server_assignment_count.add();
         c.wait_time_us.add(static_cast<std::uint64_t>(waited));
@@ -440,7 +465,7 @@ void client_connection::on_server_assigned(std::shared_ptr<server_connection> se
 }
 
 void client_connection::on_server_failed(const server_error& err) {
-    const auto self = std::move(keep_alive_);
+    const auto self = relay_ ? std::move(relay_->keep_alive) : nullptr;
     if (state_ != client_state::waiting)
         return;
     state_ = client_state::idle;
@@ -1163,7 +1188,7 @@ void client_connection::detach_server_from(const std::shared_ptr<server_connecti
     }
     server->client = nullptr;
     server_.reset();
-    rt_.active_clients.fetch_sub(1, std::memory_order_relaxed);
+    rt().active_clients.fetch_sub(1, std::memory_order_relaxed);
     tracker().reset();
     if (rewriting_statements_) {
         statements_->detach();
@@ -1186,7 +1211,7 @@ void client_connection::forward_cancel() {
     asio::co_spawn(
         worker_.context(),
         async_send_cancel(worker_.context(), server->host(), server->port(), server->backend_pid(),
-                          server->backend_key(), rt_.server_tls(), worker_.tick_config().settings.cancel_wait_timeout),
+                          server->backend_key(), rt().server_tls(), worker_.tick_config().settings.cancel_wait_timeout),
         [server, shard](std::exception_ptr, bool unconfirmed) {
             if (unconfirmed)
                 server->cancel_unconfirmed = true;
@@ -1230,7 +1255,7 @@ void client_connection::close(std::string_view why) {
         return;
     const auto previous = state_;
     state_ = client_state::closed;
-    const auto self = std::move(keep_alive_);
+    const auto self = relay_ ? std::move(relay_->keep_alive) : nullptr;
     if (previous == client_state::waiting && pool_)
         (*shard_).cancel_wait(*this);
     if (server_) {
@@ -1274,7 +1299,7 @@ void client_connection::close(std::string_view why) {
     if (listen_ && listen_->relay)
         listen_->relay->forget(this);
     if (cancel_registered_) {
-        rt_.cancels().remove(cancel_key_);
+        rt().cancels().remove(*this);
         cancel_registered_ = false;
     }
     // Failed logins are logged where they fail; log_disconnections covers the rest (PgBouncer's setting).

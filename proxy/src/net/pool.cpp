@@ -911,23 +911,22 @@ int pool::idle_total() const noexcept {
     return n;
 }
 
-std::shared_ptr<void> pool::try_add_client(std::string& refused) {
+bool pool::try_add_client(std::string& refused) {
     if (!db_limit_->try_add_client()) {
         refused = "no more connections allowed (max_db_client_connections)";
-        return nullptr;
+        return false;
     }
     if (!user_limit_->try_add_client()) {
         db_limit_->remove_client();
         refused = "no more connections allowed (max_user_client_connections)";
-        return nullptr;
+        return false;
     }
-    // The token keeps the limits alive and gives both places back.
-    auto db = db_limit_;
-    auto user = user_limit_;
-    return std::shared_ptr<void>(static_cast<void*>(this), [db, user](void*) {
-        db->remove_client();
-        user->remove_client();
-    });
+    return true;
+}
+
+void pool::remove_client() noexcept {
+    db_limit_->remove_client();
+    user_limit_->remove_client();
 }
 
 void pool::receive_slot(shared_limit& held) {
@@ -958,6 +957,15 @@ void pool::set_welcome(const std::vector<std::pair<std::string, std::string>>& p
     std::lock_guard lock(mutex_);
     if (!welcome_)
         welcome_ = params;
+}
+
+void pool::share_login_parameters(session::parameter_set& parameters) {
+    std::lock_guard lock(mutex_);
+    if (parameters == login_parameters_) {
+        parameters = login_parameters_;
+    } else {
+        login_parameters_ = parameters;
+    }
 }
 
 void pool::remember_client_keys(const auth::scram_client_keys& keys) {

@@ -30,6 +30,7 @@
 #include "config/config.hpp"
 #include "net/asio_fwd.hpp"
 #include "net/server_connection.hpp"
+#include "session/parameters.hpp"
 #include "stats/pool_counters.hpp"
 #include "stats/snapshot.hpp"
 
@@ -270,9 +271,12 @@ class pool : public std::enable_shared_from_this<pool> {
     void set_limits(std::shared_ptr<shared_limit> db, std::shared_ptr<shared_limit> user);
     [[nodiscard]] shared_limit& db_limit() noexcept { return *db_limit_; }
     [[nodiscard]] shared_limit& user_limit() noexcept { return *user_limit_; }
-    // Counts a logged-in client against max_db_client_connections and max_user_client_connections; nullptr when one
-    // is reached (the message names which). The returned token gives the place back when destroyed.
-    [[nodiscard]] std::shared_ptr<void> try_add_client(std::string& refused);
+    // Counts a logged-in client against max_db_client_connections and max_user_client_connections; false when one is
+    // reached (the message names which). A client counted gives its place back with remove_client(), which it can do
+    // through its shared_ptr to the pool: the limits are set once, at the pool's creation (no token per client, idle
+    // memory per client).
+    [[nodiscard]] bool try_add_client(std::string& refused);
+    void remove_client() noexcept;
     // At exit, once every worker's thread has stopped: closes the servers of every shard (see pool_shard::shutdown).
     void shutdown();
     // A limit handed this pool one of its slots: pass it to the shard whose head client waited longest.
@@ -297,6 +301,9 @@ class pool : public std::enable_shared_from_this<pool> {
     // ParameterStatus values of the first server login, shown to clients at login.
     [[nodiscard]] std::optional<std::vector<std::pair<std::string, std::string>>> welcome() const;
     void set_welcome(const std::vector<std::pair<std::string, std::string>>& params);
+    // A client's parameters once it is logged in: they take the block of an equal set the previous login had, so that
+    // clients that send the same startup parameters share one block (idle memory per client). Any thread.
+    void share_login_parameters(session::parameter_set& parameters);
 
     // Keys a SCRAM-authenticated client proved, usable to log into the server without a plaintext password.
     void remember_client_keys(const auth::scram_client_keys& keys);
@@ -332,6 +339,7 @@ class pool : public std::enable_shared_from_this<pool> {
     std::optional<std::vector<std::pair<std::string, std::string>>> welcome_;
     std::optional<auth::scram_client_keys> client_keys_;
     std::optional<auth::scram_derived_keys> derived_keys_;
+    session::parameter_set login_parameters_;  // those of the last client that logged in
     std::string last_login_error_;
     std::shared_ptr<listen_relay> listen_relay_;
 };

@@ -46,26 +46,35 @@ std::optional<credential> credential_store::derive(std::string_view user) const 
     return c;
 }
 
-cancel_registry::key cancel_registry::add(const std::shared_ptr<client_connection>& client) {
+cancel_registry::cancel_registry() = default;
+cancel_registry::~cancel_registry() = default;
+
+const cancel_registry::key& cancel_registry::key_of_client::operator()(const client_connection& client) const noexcept {
+    return client.cancel_key_;
+}
+
+void cancel_registry::add(client_connection& client) {
     std::lock_guard lock(mutex_);
     for (;;) {
         key k{auth::random_u32(), auth::random_u32()};
-        if (k.process_id == 0 || clients_.contains(k))
+        if (k.process_id == 0 || clients_.find(k) != clients_.end())
             continue;
-        clients_.emplace(k, client);
-        return k;
+        client.cancel_key_ = k;
+        clients_.insert_unique(client);
+        return;
     }
 }
 
-void cancel_registry::remove(key k) {
+void cancel_registry::remove(client_connection& client) {
     std::lock_guard lock(mutex_);
-    clients_.erase(k);
+    clients_.erase(clients_.iterator_to(client));
 }
 
 std::shared_ptr<client_connection> cancel_registry::find(key k) const {
     std::lock_guard lock(mutex_);
     auto it = clients_.find(k);
-    return it == clients_.end() ? nullptr : it->second.lock();
+    // A client whose last owner is gone is still here until its destructor removes it: lock() then yields null.
+    return it == clients_.end() ? nullptr : std::const_pointer_cast<client_connection>(it->weak_from_this().lock());
 }
 
 namespace {
@@ -200,9 +209,9 @@ runtime::~runtime() {
     for (auto& w : workers_)
         w->stop_and_join();
     // The worker threads are gone: this thread may touch what they owned. Break the reference cycles that would
-    // otherwise outlive the runtime: a client holds itself (keep_alive_) until it is closed, and a pool's shards own
-    // its servers, which own the pool. Handlers still queued in the stopped io_contexts (a server's idle read-wait, a
-    // reset query) hold references too; the io_contexts destroy them with the workers.
+    // otherwise outlive the runtime: a waiting client holds itself (relay_state::keep_alive) until it is closed, and a
+    // pool's shards own its servers, which own the pool. Handlers still queued in the stopped io_contexts (a server's
+    // idle read-wait, a reset query) hold references too; the io_contexts destroy them with the workers.
     for (auto& w : workers_) {
         auto& clients = w->clients();
         while (!clients.empty()) {

@@ -8,6 +8,7 @@
 // worker's clients wait while another's servers idle (see pool.hpp).
 
 #include <atomic>
+#include <boost/intrusive/set.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -73,8 +74,14 @@ class credential_store {
     mutable std::unordered_map<std::string, auth::secret, name_hash, std::equal_to<>> derived_;
 };
 
+struct cancel_registry_tag;
+// A client's place in the cancel registry. Its links change only under the registry's mutex (any thread).
+using cancel_registry_hook =
+    boost::intrusive::set_base_hook<boost::intrusive::tag<cancel_registry_tag>, boost::intrusive::optimize_size<true>>;
+
 // Cancel keys handed to clients in BackendKeyData. Keys come from a CSPRNG; the registry maps them to the client so a
-// CancelRequest arriving on another connection (and another worker) finds it.
+// CancelRequest arriving on another connection (and another worker) finds it. Intrusive (the client holds its key and
+// its links), so that a registered client costs no allocation (idle memory per client).
 class cancel_registry {
   public:
     struct key {
@@ -84,14 +91,29 @@ class cancel_registry {
             return a.process_id != b.process_id ? a.process_id < b.process_id : a.secret_key < b.secret_key;
         }
     };
-    // Allocates an unused random key for `client`.
-    [[nodiscard]] key add(const std::shared_ptr<client_connection>& client);
-    void remove(key k);
+    cancel_registry();
+    cancel_registry(const cancel_registry&) = delete;
+    cancel_registry& operator=(const cancel_registry&) = delete;
+    ~cancel_registry();
+
+    // Gives `client` an unused random key (client_connection::cancel_key()) and registers it. The client must be
+    // removed before it is destroyed.
+    void add(client_connection& client);
+    void remove(client_connection& client);
+    // The registered client with key `k`, unless it is gone or being destroyed.
     [[nodiscard]] std::shared_ptr<client_connection> find(key k) const;
 
   private:
+    struct key_of_client {
+        using type = key;
+        const key& operator()(const client_connection& client) const noexcept;
+    };
+    using client_set = boost::intrusive::set<client_connection, boost::intrusive::base_hook<cancel_registry_hook>,
+                                             boost::intrusive::key_of_value<key_of_client>,
+                                             boost::intrusive::constant_time_size<false>>;
+
     mutable std::mutex mutex_;
-    std::map<key, std::weak_ptr<client_connection>> clients_;
+    client_set clients_;
 };
 
 class runtime {
@@ -171,6 +193,8 @@ class runtime {
     std::atomic<std::int64_t> last_server_login_failed_unix_s{0};
 
   private:
+    // First, so destroyed last: it links the clients themselves, and a client leaves it when destroyed.
+    cancel_registry cancels_;
     session::statement_registry statements_;
     mutable std::mutex config_mutex_;
     std::shared_ptr<const config::config> config_;
@@ -200,7 +224,6 @@ class runtime {
     // rule (a pool goes after the event loops that await it stop, before their io_contexts are destroyed).
     std::unique_ptr<bridge::thread_pool> auth_pool_;
     std::unique_ptr<auth_query_service> auth_queries_;
-    cancel_registry cancels_;
     std::atomic<std::uint64_t> next_id_{1};
     std::int64_t started_unix_us_ = 0;
 };

@@ -109,7 +109,7 @@ asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const st
     if (host.empty() || host.front() == '/') {
         const std::string path = (host.empty() ? std::string("/tmp") : host) + "/.s.PGSQL." + std::to_string(port);
         asio::local::stream_protocol::endpoint ep(path);
-        stream_socket s(executor);
+        stream_socket s(socket.get_executor());
         auto [ec] = co_await s.async_connect(asio::generic::stream_protocol::endpoint(ep), use_nothrow);
         if (!ec)
             socket = std::move(s);
@@ -122,7 +122,7 @@ asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const st
         co_return rec;
     error_code last = asio::error::host_not_found;
     for (const auto& entry : results) {
-        stream_socket s(executor);
+        stream_socket s(socket.get_executor());
         auto [ec] = co_await s.async_connect(asio::generic::stream_protocol::endpoint(entry.endpoint()), use_nothrow);
         if (!ec) {
             error_code ignored;

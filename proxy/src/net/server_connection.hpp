@@ -56,7 +56,7 @@ struct server_error {
 };
 
 // Connects `socket` to a PostgreSQL address: TCP host:port, or the Unix socket <dir>/.s.PGSQL.<port> when `host` is a
-// directory (starts with '/'). Host names are resolved asynchronously.
+// directory (starts with '/'). Host names are resolved asynchronously. The connection runs on `socket`'s io_context.
 [[nodiscard]] asio::awaitable<error_code> async_connect_stream(stream_socket& socket, const std::string& host,
                                                                int port);
 

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <new>
 
 namespace sluice::session {
 
@@ -26,28 +27,52 @@ std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexce
     return std::nullopt;
 }
 
-parameter_set::parameter_set(const parameter_set& other) {
-    *this = other;
+parameter_set::parameter_set(const parameter_set& other) noexcept : block_(other.block_) {
+    if (block_)
+        references().fetch_add(1, std::memory_order_relaxed);
 }
 
-parameter_set& parameter_set::operator=(const parameter_set& other) {
-    if (this == &other)
-        return *this;
-    if (!other.packed_) {
-        packed_.reset();
-        return *this;
-    }
-    const std::size_t bytes = other.total_bytes();
-    std::unique_ptr<char[]> copy(new char[bytes]);
-    std::memcpy(copy.get(), other.packed_.get(), bytes);
-    packed_ = std::move(copy);
+parameter_set& parameter_set::operator=(const parameter_set& other) noexcept {
+    char* const block = other.block_;  // before release(): `other` may be this set
+    if (block)
+        other.references().fetch_add(1, std::memory_order_relaxed);
+    release();
+    block_ = block;
     return *this;
 }
 
-std::uint32_t parameter_set::length(std::size_t index) const noexcept {
-    std::uint32_t n;
-    std::memcpy(&n, packed_.get() + index * sizeof(std::uint32_t), sizeof(n));
+parameter_set& parameter_set::operator=(parameter_set&& other) noexcept {
+    if (this != &other) {
+        release();
+        block_ = std::exchange(other.block_, nullptr);
+    }
+    return *this;
+}
+
+std::atomic<std::uint32_t>& parameter_set::references() const noexcept {
+    return *std::launder(reinterpret_cast<std::atomic<std::uint32_t>*>(block_));
+}
+
+void parameter_set::release() noexcept {
+    if (block_ && references().fetch_sub(1, std::memory_order_acq_rel) == 1)
+        ::operator delete(block_);
+    block_ = nullptr;
+}
+
+parameter_set::length_type parameter_set::length(std::size_t index) const noexcept {
+    length_type n;
+    std::memcpy(&n, block_ + lengths_offset + index * sizeof(length_type), sizeof(n));
     return n;
+}
+
+bool parameter_set::operator==(const parameter_set& other) const noexcept {
+    if (block_ == other.block_)
+        return true;
+    if (!block_ || !other.block_)
+        return false;
+    const std::size_t bytes = total_bytes();
+    return bytes == other.total_bytes() &&
+           std::memcmp(block_ + lengths_offset, other.block_ + lengths_offset, bytes - lengths_offset) == 0;
 }
 
 std::size_t parameter_set::total_bytes() const noexcept {
@@ -63,9 +88,11 @@ bool parameter_set::set(std::string_view name, std::string_view value) {
     const auto index = tracked_parameter_index(name);
     if (!index)
         return false;
-    // Longer values cannot be sent in a startup packet or a ParameterStatus Sluice accepts; truncating is safer than
+    // Longer values cannot come from a startup packet or from PostgreSQL (see length_type); truncating is safer than
     // colliding with the `absent` marker.
     value = value.substr(0, absent - 1);
+    if (const auto current = get(*index); current && *current == value)
+        return true;
     std::array<std::optional<std::string_view>, tracked_parameter_names.size()> values;
     std::size_t bytes = header_bytes;
     for (std::size_t i = 0; i < values.size(); ++i) {
@@ -73,24 +100,26 @@ bool parameter_set::set(std::string_view name, std::string_view value) {
         if (values[i])
             bytes += values[i]->size();
     }
-    std::unique_ptr<char[]> packed(new char[bytes]);
-    char* out = packed.get() + header_bytes;
+    char* const block = static_cast<char*>(::operator new(bytes));
+    new (block) std::atomic<std::uint32_t>(1);
+    char* out = block + header_bytes;
     for (std::size_t i = 0; i < values.size(); ++i) {
-        const std::uint32_t n = values[i] ? static_cast<std::uint32_t>(values[i]->size()) : absent;
-        std::memcpy(packed.get() + i * sizeof(std::uint32_t), &n, sizeof(n));
+        const length_type n = values[i] ? static_cast<length_type>(values[i]->size()) : absent;
+        std::memcpy(block + lengths_offset + i * sizeof(length_type), &n, sizeof(n));
         if (values[i] && !values[i]->empty()) {
             std::memcpy(out, values[i]->data(), values[i]->size());
             out += values[i]->size();
         }
     }
-    packed_ = std::move(packed);  // after the copy: `value` may point into the old block
+    release();  // after the copy: `value` may point into the old block
+    block_ = block;
     return true;
 }
 
 std::optional<std::string_view> parameter_set::get(std::size_t index) const noexcept {
-    if (!packed_)
+    if (!block_)
         return std::nullopt;
-    const char* at = packed_.get() + header_bytes;
+    const char* at = block_ + header_bytes;
     for (std::size_t i = 0; i < index; ++i) {
         if (const auto n = length(i); n != absent)
             at += n;

@@ -5,11 +5,13 @@
 // Operations": the server reports these whenever they change).
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace sluice::session {
 
@@ -22,31 +24,46 @@ inline constexpr std::array<std::string_view, 6> tracked_parameter_names = {
 [[nodiscard]] std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexcept;
 
 // Every client holds one for its whole life, so it is packed for idle memory per client: one heap block (the values'
-// lengths, then their bytes) instead of six optional<string>s (240 bytes). Values change rarely (login,
-// ParameterStatus), so set() rebuilds the block; reads are views into it, valid until the next set().
+// lengths, then their bytes) instead of six optional<string>s (240 bytes), and copies share it (clients with the same
+// values can hold one block: pool::share_login_parameters). A block never changes: values change rarely (login,
+// ParameterStatus), so set() builds a new block; reads are views into it, valid until the next set() or assignment.
+// Copies may live on different threads: the block's reference count is atomic.
 class parameter_set {
   public:
-    parameter_set() = default;
-    parameter_set(const parameter_set& other);
-    parameter_set& operator=(const parameter_set& other);
-    parameter_set(parameter_set&&) noexcept = default;
-    parameter_set& operator=(parameter_set&&) noexcept = default;
-    ~parameter_set() = default;
+    parameter_set() noexcept = default;
+    parameter_set(const parameter_set& other) noexcept;
+    parameter_set& operator=(const parameter_set& other) noexcept;
+    parameter_set(parameter_set&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+    parameter_set& operator=(parameter_set&& other) noexcept;
+    ~parameter_set() { release(); }
 
-    // Returns true if `name` is tracked (and so was stored).
+    // Returns true if `name` is tracked (and so was stored). Setting the value a parameter already has keeps the
+    // block, shared or not.
     bool set(std::string_view name, std::string_view value);
     [[nodiscard]] std::optional<std::string_view> get(std::size_t index) const noexcept;
     [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const noexcept;
+    // The same parameters set, to the same values.
+    [[nodiscard]] bool operator==(const parameter_set& other) const noexcept;
+    [[nodiscard]] bool shares_block_with(const parameter_set& other) const noexcept {
+        return block_ != nullptr && block_ == other.block_;
+    }
 
   private:
-    static constexpr std::uint32_t absent = 0xffffffff;
-    static constexpr std::size_t header_bytes = tracked_parameter_names.size() * sizeof(std::uint32_t);
-    [[nodiscard]] std::uint32_t length(std::size_t index) const noexcept;
+    // 16-bit lengths keep the block of a usual client within 56 bytes (one 64-byte heap chunk) with its reference
+    // count. Values are far shorter: a startup packet has at most 10,000 bytes, and PostgreSQL reports these
+    // parameters in a few dozen (application_name is cut to 63).
+    using length_type = std::uint16_t;
+    static constexpr length_type absent = 0xffff;
+    static constexpr std::size_t lengths_offset = sizeof(std::atomic<std::uint32_t>);
+    static constexpr std::size_t header_bytes = lengths_offset + tracked_parameter_names.size() * sizeof(length_type);
+    [[nodiscard]] length_type length(std::size_t index) const noexcept;
     [[nodiscard]] std::size_t total_bytes() const noexcept;
+    [[nodiscard]] std::atomic<std::uint32_t>& references() const noexcept;
+    void release() noexcept;
 
-    // Null when no value is set; otherwise a length per tracked parameter (`absent` when not set) followed by the
-    // values in index order.
-    std::unique_ptr<char[]> packed_;
+    // Null when no value is set; otherwise the reference count, a length per tracked parameter (`absent` when not
+    // set), then the values in index order.
+    char* block_ = nullptr;
 };
 
 // Appends to `sql` the SET statements that turn `server` into `client` for every parameter the client has a value

@@ -61,7 +61,7 @@ TEST(session_parameters, empty_value_is_a_value) {
 
 TEST(session_parameters, packed_values_keep_their_neighbours_through_updates_and_copies) {
     // The values share one packed block: replacing one (longer, shorter, from a view of the set itself) must leave
-    // the others intact, and a copy must not share storage.
+    // the others intact, and a copy must keep its values when the original changes.
     parameter_set set;
     EXPECT_TRUE(set.set("DateStyle", "ISO, MDY"));
     EXPECT_TRUE(set.set("application_name", "first"));
@@ -79,6 +79,43 @@ TEST(session_parameters, packed_values_keep_their_neighbours_through_updates_and
     EXPECT_EQ(copy.get("application_name"), "a much longer application name than before");
     EXPECT_EQ(copy.get("IntervalStyle"), std::nullopt);
     EXPECT_EQ(copy.get(std::size_t{3}), std::nullopt);
+}
+
+TEST(session_parameters, copies_share_one_block_until_one_changes) {
+    parameter_set set;
+    EXPECT_TRUE(set.set("TimeZone", "UTC"));
+    EXPECT_TRUE(set.set("application_name", "app"));
+    parameter_set copy = set;
+    EXPECT_TRUE(copy.shares_block_with(set));
+    EXPECT_TRUE(copy.set("timezone", "UTC"));  // the value it has: the block stays shared
+    EXPECT_TRUE(copy.shares_block_with(set));
+    EXPECT_TRUE(copy.set("TimeZone", "Asia/Tokyo"));
+    EXPECT_FALSE(copy.shares_block_with(set));
+    EXPECT_EQ(set.get("TimeZone"), "UTC");
+    EXPECT_EQ(copy.get("TimeZone"), "Asia/Tokyo");
+    EXPECT_EQ(copy.get("application_name"), "app");
+    EXPECT_FALSE(copy == set);
+
+    // Equal values compare equal whatever order they were set in; an absent value differs from an empty one.
+    parameter_set same;
+    EXPECT_TRUE(same.set("application_name", "app"));
+    EXPECT_TRUE(same.set("TimeZone", "UTC"));
+    EXPECT_TRUE(same == set);
+    EXPECT_FALSE(same.shares_block_with(set));
+    same = set;
+    EXPECT_TRUE(same.shares_block_with(set));
+    parameter_set empty_value = set;
+    EXPECT_TRUE(empty_value.set("DateStyle", ""));
+    EXPECT_FALSE(empty_value == set);
+    EXPECT_TRUE(parameter_set() == parameter_set());
+    EXPECT_FALSE(parameter_set() == set);
+
+    // A moved set keeps its values, and so does a set assigned to itself.
+    parameter_set moved = std::move(copy);
+    EXPECT_EQ(moved.get("TimeZone"), "Asia/Tokyo");
+    const parameter_set& alias = moved;
+    moved = alias;
+    EXPECT_EQ(moved.get("TimeZone"), "Asia/Tokyo");
 }
 
 TEST(session_parameters, quoting_doubles_single_quotes) {
