@@ -226,9 +226,10 @@ void client_connection::arm_client_read() {
     }
     client_read_armed_ = true;
     if (!tls_ && relay_) {
-        // A relaying client (it keeps its relay block between transactions) receives straight into its buffer. Asio
-        // then needs no epoll_ctl per read: the socket stays registered (edge-triggered) and, after a read that
-        // drained it, the receive just queues until the next edge. An async_wait costs an epoll_ctl every time.
+        // A relaying client (it keeps its relay block between transactions) receives straight into its buffer. An
+        // async_wait costs an epoll_ctl(MOD) every time (Asio 1.81 re-arms the edge-triggered registration); a
+        // receive costs a speculative recv instead, which often finds the data already there, else returns EAGAIN
+        // (cheaper than the epoll_ctl) and queues until the next edge. bench/results/2026-11-22-vm-final-2.md.
         up().in.ensure_allocated(relay_buffer_size);
         const auto space = up().in.begin_receive();
         socket_.async_receive(asio::buffer(space.data(), space.size()),
@@ -803,7 +804,8 @@ void client_connection::arm_server_read() {
     server_read_armed_ = true;
     auto* tls = server_->tls();
     if (!tls && tracker().awaiting_results()) {
-        // Answers are due: receive straight into the down buffer (no epoll_ctl per read; see arm_client_read). Only
+        // Answers are due: receive straight into the down buffer (a speculative recv, no epoll_ctl; see
+        // arm_client_read). Only
         // then: a server detached while its receive may already have consumed bytes is one with results outstanding,
         // and such a server is always discarded, never handed to another client.
         down().in.ensure_allocated(relay_buffer_size);
