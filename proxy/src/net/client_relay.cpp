@@ -229,7 +229,7 @@ void client_connection::arm_client_read() {
         // A relaying client (it keeps its relay block between transactions) receives straight into its buffer. An
         // async_wait costs an epoll_ctl(MOD) every time (Asio 1.81 re-arms the edge-triggered registration); a
         // receive costs a speculative recv instead, which often finds the data already there, else returns EAGAIN
-        // (cheaper than the epoll_ctl) and queues until the next edge. bench/results/2026-11-22-vm-final-2.md.
+        // (cheaper than the epoll_ctl) and queues until the next edge. bench/results/2026-11-22-vm-perf-2.md.
         up().in.ensure_allocated(relay_buffer_size);
         const auto space = up().in.begin_receive();
         socket_.async_receive(asio::buffer(space.data(), space.size()),
