@@ -205,6 +205,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // Bytes are in up.in (`received` of them from a receive); `drain` reads the socket until it has no more.
     void on_client_data(std::size_t received, bool drain);
     void on_server_received(const error_code& ec, std::size_t n, std::uint64_t server_generation);
+    // Bytes are in down.in (the server said EOF after them if `eof`); `drain` reads the socket until it has no more.
+    void on_server_data(bool eof, bool drain);
     void on_server_readable(const error_code& ec, std::uint64_t server_generation);
     void process_up();
     void process_down();

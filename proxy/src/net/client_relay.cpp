@@ -805,9 +805,8 @@ void client_connection::arm_server_read() {
     auto* tls = server_->tls();
     if (!tls && tracker().awaiting_results()) {
         // Answers are due: receive straight into the down buffer (a speculative recv, no epoll_ctl; see
-        // arm_client_read). Only
-        // then: a server detached while its receive may already have consumed bytes is one with results outstanding,
-        // and such a server is always discarded, never handed to another client.
+        // arm_client_read). Only then: a server detached while its receive may already have consumed bytes is one
+        // with results outstanding, and such a server is always discarded, never handed to another client.
         down().in.ensure_allocated(relay_buffer_size);
         if (down().scanned == 0)
             down().in.compact();
@@ -844,13 +843,8 @@ void client_connection::on_server_received(const error_code& ec, std::size_t n, 
         server_failed(ec == asio::error::operation_aborted ? "server read cancelled" : "server connection reset");
         return;
     }
-    error_code hard;
-    bool server_gone = static_cast<bool>(ec);
-    if (!ec && n == space)
-        server_gone = drain_into(server_->socket(), nullptr, down().in, hard);  // it may hold more
-    process_down();
-    if (server_gone && server_ && state_ != client_state::closed)
-        server_failed(hard ? "server connection reset" : "server closed the connection unexpectedly");
+    // A read that filled the free space may have left more in the socket.
+    on_server_data(ec == asio::error::eof, !ec && n == space);
 }
 
 void client_connection::on_server_readable(const error_code& ec, std::uint64_t server_generation) {
@@ -861,15 +855,20 @@ void client_connection::on_server_readable(const error_code& ec, std::uint64_t s
         server_failed("server read wait failed");
         return;
     }
+    on_server_data(false, true);
+}
+
+void client_connection::on_server_data(bool eof, bool drain) {
     down().in.ensure_allocated(relay_buffer_size);
     if (down().scanned == 0)
         down().in.compact();
     error_code hard;
-    const bool server_gone = drain_into(server_->socket(), server_->tls(), down().in, hard);
+    bool server_gone = eof;
+    if (drain)
+        server_gone = drain_into(server_->socket(), server_->tls(), down().in, hard);
     process_down();
-    if (server_gone && server_ && state_ != client_state::closed) {
+    if (server_gone && server_ && state_ != client_state::closed)
         server_failed(hard ? "server connection reset" : "server closed the connection unexpectedly");
-    }
 }
 
 void client_connection::process_down() {
