@@ -148,6 +148,17 @@ def parse_vm_rss_kib(status_text):
     return None if m is None else int(m.group(1))
 
 
+def parse_callgrind_total(path):
+    """The instruction total (Ir) of a callgrind output file: its `totals:` line, or `summary:` in older ones."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r"^(?:totals|summary):\s+([0-9]+)", text, re.M)
+    return None if m is None else int(m.group(1))
+
+
 # --- Aggregation -----------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -271,6 +282,30 @@ def ratios_table(scenarios, summaries):
                      fmt_ratio(ratio(s.p99_ms, b.p99_ms)), fmt_ratio(ratio(s.cpu_us_per_tx, b.cpu_us_per_tx)),
                      fmt_ratio(ratio(s.tps, d.tps)), fmt_ratio(ratio(s.mean_ms, d.mean_ms)),
                      fmt_ratio(ratio(s.p99_ms, d.p99_ms))])
+    return md_table(header, rows)
+
+
+def instructions_table(scenarios, instruction_results):
+    """One row per scenario: each pooler's user-space instructions per transaction (bench/run --instructions) and
+    Sluice's ÷ the other's (PgBouncer's, or the A/B alternative's)."""
+    counted = {(number, target): (per_tx, note) for number, target, per_tx, note in instruction_results}
+    targets = [t for t in TARGET_LABELS if any(target == t for _, target, _, _ in instruction_results)]
+    other = next((t for t in targets if t != "sluice"), None)
+    header = ["#", "Scenario"] + [f"{TARGET_LABELS[t]} per tx" for t in targets]
+    if other and "sluice" in targets:
+        header.append(f"Sluice ÷ {TARGET_LABELS[other]}")
+    rows = []
+    for number, title, _ in scenarios:
+        if not any(key[0] == number for key in counted):
+            continue
+        row = [number, title]
+        for t in targets:
+            per_tx, note = counted.get((number, t), (None, ""))
+            row.append(fmt(per_tx, 0) if per_tx is not None else (f"failed: {note}" if note else "—"))
+        if other and "sluice" in targets:
+            row.append(fmt_ratio(ratio(counted.get((number, "sluice"), (None,))[0],
+                                       counted.get((number, other), (None,))[0])))
+        rows.append(row)
     return md_table(header, rows)
 
 

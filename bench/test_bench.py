@@ -132,6 +132,30 @@ class SummaryTest(unittest.TestCase):
         main = rep.results_table([(1, "select", ["pgbouncer", "sluice"])], s)
         self.assertIn("1 failed run(s)", main)
 
+    def test_callgrind_total_is_read_from_totals_or_summary(self):
+        with tempfile.TemporaryDirectory() as d:
+            for line in ("totals: 123456", "summary: 123456"):
+                path = os.path.join(d, "callgrind.out")
+                with open(path, "w") as f:
+                    f.write(f"version: 1\nevents: Ir\nfn=main\n1 5\n{line}\n")
+                self.assertEqual(rep.parse_callgrind_total(path), 123456)
+            self.assertIsNone(rep.parse_callgrind_total(os.path.join(d, "missing.out")))
+
+    def test_instructions_table_divides_sluice_by_pgbouncer_and_shows_failures(self):
+        counted = [(2, "pgbouncer", 4621.4, ""), (2, "sluice", 6501.0, ""), (3, "pgbouncer", 6040.0, ""),
+                   (3, "sluice", None, "pgbench exit 2")]
+        table = rep.instructions_table([(2, "simple 200", []), (3, "extended 200", []), (5, "tpcb", [])], counted)
+        self.assertIn("| # | Scenario | PgBouncer per tx | Sluice per tx | Sluice ÷ PgBouncer |", table)
+        self.assertIn("| 2 | simple 200 | 4,621 | 6,501 | 1.41× |", table)
+        self.assertIn("| 3 | extended 200 | 6,040 | failed: pgbench exit 2 | — |", table)
+        self.assertNotIn("tpcb", table)
+
+    def test_rounds_may_be_zero_only_with_instructions(self):
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            bench_run.parse_args(["--rounds", "0"])
+        if bench_run.shutil.which("valgrind"):
+            self.assertEqual(bench_run.parse_args(["--rounds", "0", "--instructions"]).rounds, 0)
+
     def test_metrics_table_divides_metrics_on_by_off_with_three_decimals(self):
         results = [rep.RunResult(5, "sluice", 1, tps=1000.0, mean_ms=2.0, p99_ms=4.0, cpu_us_per_tx=40.0),
                    rep.RunResult(5, "sluice_metrics", 1, tps=990.0, mean_ms=2.0, p99_ms=4.4, cpu_us_per_tx=41.0)]

@@ -130,6 +130,20 @@ std::optional<std::string_view> parameter_set::get(std::size_t index) const noex
     return std::string_view(at, n);
 }
 
+parameter_set::values_type parameter_set::values() const noexcept {
+    values_type out{};
+    if (!block_)
+        return out;
+    const char* at = block_ + header_bytes;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (const auto n = length(i); n != absent) {
+            out[i] = std::string_view(at, n);
+            at += n;
+        }
+    }
+    return out;
+}
+
 std::optional<std::string_view> parameter_set::get(std::string_view name) const noexcept {
     const auto i = tracked_parameter_index(name);
     if (!i)
@@ -253,13 +267,17 @@ void append_quoted_literal(std::string& out, std::string_view value) {
 }
 
 bool append_parameter_sync(const parameter_set& client, const parameter_set& server, std::string& sql) {
+    // Runs at every server assignment: one walk of each block rather than get(i) per parameter.
+    if (client == server)  // the usual case once a server served clients like this one: one memcmp
+        return false;
+    const auto wanted = client.values();
+    const auto had = server.values();
     bool any = false;
     for (std::size_t i = 0; i < tracked_parameter_names.size(); ++i) {
-        const auto want = client.get(i);
+        const auto& want = wanted[i];
         if (!want)
             continue;
-        const auto have = server.get(i);
-        if (have && *have == *want)
+        if (had[i] && *had[i] == *want)
             continue;
         sql.append("SET ").append(tracked_parameter_names[i]).append(" = ");
         append_quoted_literal(sql, *want);

@@ -42,6 +42,9 @@ class parameter_set {
     bool set(std::string_view name, std::string_view value);
     [[nodiscard]] std::optional<std::string_view> get(std::size_t index) const noexcept;
     [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const noexcept;
+    // Every tracked value, in index order, from one walk of the block (get(i) walks from the start each time).
+    using values_type = std::array<std::optional<std::string_view>, tracked_parameter_names.size()>;
+    [[nodiscard]] values_type values() const noexcept;
     // The same parameters set, to the same values.
     [[nodiscard]] bool operator==(const parameter_set& other) const noexcept;
     [[nodiscard]] bool shares_block_with(const parameter_set& other) const noexcept {

@@ -198,24 +198,12 @@ std::string parse_deallocate(std::string_view query) {
 
 // --- expectation_queue ---
 
-void statement_relay::expectation_queue::push_back(expectation&& e) {
-    if (count_ == slots_.size()) {
-        std::vector<expectation> bigger(std::max<std::size_t>(16, slots_.size() * 2));
-        for (std::size_t i = 0; i < count_; ++i)
-            bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
-        slots_ = std::move(bigger);
-        head_ = 0;
-    }
-    slots_[(head_ + count_) & (slots_.size() - 1)] = std::move(e);
-    ++count_;
-}
-
-void statement_relay::expectation_queue::pop_front() noexcept {
-    auto& e = slots_[head_];
-    e.client.reset();
-    e.server.reset();
-    head_ = (head_ + 1) & (slots_.size() - 1);
-    --count_;
+void statement_relay::expectation_queue::grow() {
+    std::vector<expectation> bigger(std::max<std::size_t>(16, slots_.size() * 2));
+    for (std::size_t i = 0; i < count_; ++i)
+        bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+    slots_ = std::move(bigger);
+    head_ = 0;
 }
 
 void statement_relay::expectation_queue::clear() noexcept {

@@ -132,11 +132,24 @@ class statement_relay {
         [[nodiscard]] const expectation& front() const noexcept { return slots_[head_]; }
         [[nodiscard]] std::size_t size() const noexcept { return count_; }
         [[nodiscard]] expectation& at(std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
-        void push_back(expectation&& e);
-        void pop_front() noexcept;
+        // Inline: several of each per transaction in extended mode.
+        void push_back(expectation&& e) {
+            if (count_ == slots_.size())
+                grow();
+            slots_[(head_ + count_) & (slots_.size() - 1)] = std::move(e);
+            ++count_;
+        }
+        void pop_front() noexcept {
+            auto& e = slots_[head_];
+            e.client.reset();
+            e.server.reset();
+            head_ = (head_ + 1) & (slots_.size() - 1);
+            --count_;
+        }
         void clear() noexcept;
 
       private:
+        void grow();
         std::vector<expectation> slots_;  // size is a power of two
         std::size_t head_ = 0;
         std::size_t count_ = 0;

@@ -81,6 +81,22 @@ TEST(session_parameters, packed_values_keep_their_neighbours_through_updates_and
     EXPECT_EQ(copy.get(std::size_t{3}), std::nullopt);
 }
 
+TEST(session_parameters, values_reads_every_parameter_as_get_does) {
+    // values() walks the packed block once; it must find each value where get(i) does, absent ones included.
+    parameter_set set;
+    EXPECT_EQ(set.values(), parameter_set::values_type{});
+    EXPECT_TRUE(set.set("application_name", "app"));
+    EXPECT_TRUE(set.set("DateStyle", ""));
+    EXPECT_TRUE(set.set("client_encoding", "UTF8"));
+    EXPECT_TRUE(set.set("IntervalStyle", "postgres"));
+    const auto values = set.values();
+    for (std::size_t i = 0; i < tracked_parameter_names.size(); ++i)
+        EXPECT_EQ(values[i], set.get(i)) << tracked_parameter_names[i];
+    EXPECT_EQ(values[*tracked_parameter_index("TimeZone")], std::nullopt);
+    EXPECT_EQ(values[*tracked_parameter_index("DateStyle")], "");
+    EXPECT_EQ(values[*tracked_parameter_index("IntervalStyle")], "postgres");
+}
+
 TEST(session_parameters, copies_share_one_block_until_one_changes) {
     parameter_set set;
     EXPECT_TRUE(set.set("TimeZone", "UTC"));
