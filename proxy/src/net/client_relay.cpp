@@ -913,6 +913,13 @@ void client_connection::process_down() {
             continue;
         }
         const char type = piece.header.type;
+        if (type == protocol::to_char(protocol::backend::data_row) && !swallowing &&
+            (!rewriting_statements_ || statements_->passes_data_rows())) {
+            // Result rows, most of what a server sends: nothing below applies to them in this state.
+            down().queue_in(down().scanned, piece.size);
+            down().scanned += piece.size;
+            continue;
+        }
         if (!protocol::is_backend_type(type)) {
             server_failed("invalid message type from server");
             return;

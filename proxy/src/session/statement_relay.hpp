@@ -78,6 +78,11 @@ class statement_relay {
     bool prepare_without_server(std::span<const char> parse_message, const statement_limits& limits);
 
     [[nodiscard]] bool has_due() const noexcept { return !queue_.empty() && queue_.front().synthetic(); }
+    // A DataRow from the server now goes to the client untouched and changes nothing here: what on_server_message
+    // would say for one, without the call (the relay's path for result rows). False while answers are due first.
+    [[nodiscard]] bool passes_data_rows() const noexcept {
+        return queue_.empty() || (!queue_.front().synthetic() && queue_.front().how != answer::swallow);
+    }
     // Appends the answers Sluice owes that are now due; returns how many ReadyForQuery it appended (their status is
     // last_status()).
     std::uint32_t take_due(std::string& out);

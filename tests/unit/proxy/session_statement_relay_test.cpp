@@ -142,6 +142,40 @@ TEST_F(relay_fixture, on_another_server_the_statement_is_prepared_first_and_its_
     EXPECT_TRUE(relay.idle());
 }
 
+TEST_F(relay_fixture, data_rows_pass_untouched_only_while_nothing_is_swallowed_or_due) {
+    // The relay forwards a DataRow without calling on_server_message when passes_data_rows(): it must be false
+    // exactly where on_server_message would drop one (Sluice's own Parse at the head) or answers are due first.
+    relay.attach(server_a, {});
+    EXPECT_TRUE(relay.passes_data_rows());  // nothing expected
+    (void)client_sends(parse("s1", "SELECT 1"));
+    (void)client_sends(message('S'));
+    EXPECT_TRUE(relay.passes_data_rows());  // the client's own Parse: its answers go to the client
+    (void)server_sends('1');
+    (void)server_sends('Z', "I");
+    relay.detach();
+
+    relay.attach(server_b, {});
+    (void)client_sends(bind("s1"));  // Sluice's Parse of s1 goes first, its answer swallowed
+    EXPECT_FALSE(relay.passes_data_rows());
+    std::string ignored;
+    EXPECT_EQ(relay.on_server_message('D', {}, true, ignored), server_action::drop);
+    (void)server_sends('1');
+    EXPECT_TRUE(relay.passes_data_rows());  // the client's Bind is at the head now
+    EXPECT_EQ(relay.on_server_message('D', {}, true, ignored), server_action::forward);
+    (void)server_sends('2');
+    relay.detach();
+
+    // Another client prepared SELECT 42 on server_a: a Parse of it is answered by Sluice, due before anything else.
+    statement_relay other(registry);
+    other.attach(server_a, {});
+    (void)other.on_client_message(parse("x", "SELECT 42"), true, ignored);
+    other.detach();
+    relay.attach(server_a, {});
+    (void)client_sends(parse("mine", "SELECT 42"));
+    ASSERT_TRUE(relay.has_due());
+    EXPECT_FALSE(relay.passes_data_rows());
+}
+
 TEST_F(relay_fixture, a_parse_the_server_already_has_is_answered_by_sluice_in_order) {
     // Another client prepared the same text on server_a.
     statement_relay other(registry);
