@@ -1,6 +1,9 @@
 #include "net/pool.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <random>
 
 #include "net/client_connection.hpp"
@@ -226,6 +229,8 @@ void pool_shard::acquire(client_connection& client) {
     const auto now = steady_clock::now();
     while (!idle_.empty()) {
         auto server = take_idle_front();
+        if (!server)
+            continue;
         if (const auto why = must_close(*server, /*margin=*/0)) {
             discard(*server, *why);
             continue;
@@ -263,7 +268,21 @@ std::shared_ptr<server_connection> pool_shard::take_idle_front() {
     // The idle read-wait stays pending: cancelling it costs a cancelled handler per transaction, and re-arming one
     // on an empty queue an epoll_ctl. It completes at the server's next readiness, sees the server no longer idle and
     // only clears idle_wait_armed (arm_idle_wait); meanwhile the relay's own read-wait queues behind it for free.
+    if (!server->idle_wait_armed && !server->tls() && !idle_server_alive(*server)) {
+        SLUICE_LOG(info, server_prefix(*server, pool_) << ": idle server closed by peer");
+        discard(*server, close_reason::error);
+        return nullptr;
+    }
     return server;
+}
+
+bool pool_shard::idle_server_alive(server_connection& server) {
+    // A plaintext idle server has nothing to say: any byte (a FATAL before PostgreSQL closes, as
+    // idle_session_timeout sends) or EOF means it is gone. One recv, where arming a read-wait would cost an
+    // epoll_ctl and a completion.
+    char byte;
+    const ssize_t n = ::recv(server.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
 void pool_shard::cancel_wait(client_connection& client) {
@@ -380,7 +399,11 @@ void pool_shard::make_idle(std::shared_ptr<server_connection> server) {
     server->set_state(server_state::idle);
     idle_.push_front(*server);
     update_shared_counts();
-    if (!server->idle_wait_armed)
+    // A busy pool's servers are idle for microseconds: a read-wait armed at every release would cost an epoll_ctl
+    // and a completion per transaction. Plaintext servers get theirs at the next tick if still idle (tick), and
+    // take_idle_front peeks at those without one. TLS servers are watched at once: a peek cannot tell a TLS record
+    // that carries nothing (a session ticket) from a FATAL.
+    if (!server->idle_wait_armed && server->tls())
         arm_idle_wait(server);  // else the wait of an earlier idle period is still pending: it re-arms when stale
 }
 
@@ -452,10 +475,12 @@ void pool_shard::adopt(std::shared_ptr<server_connection> server, int fd) {
 }
 
 void pool_shard::lend_idle_server(pool_shard& to) {
-    if (idle_.empty() || !waiting_.empty())
-        return;
-    auto server = take_idle_front();
-    migrate(std::move(server), to);
+    while (!idle_.empty() && waiting_.empty()) {
+        if (auto server = take_idle_front()) {
+            migrate(std::move(server), to);
+            return;
+        }
+    }
 }
 
 void pool_shard::ask_for_idle_server() {
@@ -584,6 +609,8 @@ void pool_shard::resume() {
     const auto now = steady_clock::now();
     while (!waiting_.empty() && !idle_.empty() && !pool_.paused()) {
         auto server = take_idle_front();
+        if (!server)
+            continue;
         if (const auto why = must_close(*server, 0)) {
             discard(*server, *why);
             continue;
@@ -731,15 +758,19 @@ void pool_shard::tick(steady_clock::time_point now) {
     }
     notify_waiters(now);
     // Idle servers past their lifetime or idle timeout. Every idle server is looked at: with server_lifetime_jitter
-    // the deadlines are not in the order of the list (least recently used at the back).
+    // the deadlines are not in the order of the list (least recently used at the back). Those that stay get the
+    // read-wait make_idle left out, so that a server closed while idle is seen within a tick.
     const auto idle_limit = to_steady(cfg.server_idle_timeout);
     for (auto it = idle_.begin(); it != idle_.end();) {
         auto& candidate = *it++;
         const bool expired = now >= candidate.lifetime_deadline();
         const bool idle_too_long = cfg.server_idle_timeout.count() > 0 && now - candidate.last_used() > idle_limit &&
                                    pool_.server_count() > cfg.min_pool_size;
-        if (!expired && !idle_too_long)
+        if (!expired && !idle_too_long) {
+            if (!candidate.idle_wait_armed)
+                arm_idle_wait(candidate.shared_from_this());
             continue;
+        }
         auto server = candidate.shared_from_this();
         if (server->idle_wait_armed) {
             error_code ignored;

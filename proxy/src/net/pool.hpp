@@ -203,7 +203,11 @@ class pool_shard {
 
     // Removes the most recently used idle server from the idle list; its idle read-wait may stay pending (see
     // arm_idle_wait), so whoever cancels the server's socket operations clears server_connection::idle_wait_armed.
+    // A server with no read-wait is first checked with a peek at its socket: one found closed (or with something to
+    // say, a FATAL before closing) is discarded and null returned, so that a client never gets a dead server.
     [[nodiscard]] std::shared_ptr<server_connection> take_idle_front();
+    // Whether a server idle without a read-wait is still fit to hand on (see take_idle_front).
+    [[nodiscard]] bool idle_server_alive(server_connection& server);
     void give_to_waiter_or_idle(std::shared_ptr<server_connection> server);
     // Whether `server` must be closed instead of used now: lifetime over, settings changed, or a fair share owed.
     // `margin`: how many servers fewer a starved pool must have for this one to give one up (see shared_limit).
