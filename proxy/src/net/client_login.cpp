@@ -743,7 +743,10 @@ void client_connection::finish_login() {
 void client_connection::send_welcome(const std::vector<std::pair<std::string, std::string>>& server_parameters) {
     std::string out;
     for (const auto& [name, value] : server_parameters) {
-        if (auto mine = parameters_.get(name)) {
+        const auto index = session::tracked_parameter_index(name);
+        if (!index) {
+            protocol::write_parameter_status(out, name, value);  // the same for every client
+        } else if (auto mine = parameters_.get(*index)) {
             const auto canonical = session::canonical_value(name, *mine, value);
             parameters_.set(name, canonical);
             protocol::write_parameter_status(out, name, canonical);

@@ -979,15 +979,16 @@ std::string pool::last_login_error() const {
     return last_login_error_;
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>> pool::welcome() const {
+std::shared_ptr<const pool::welcome_parameters> pool::welcome() const {
     std::lock_guard lock(mutex_);
     return welcome_;
 }
 
-void pool::set_welcome(const std::vector<std::pair<std::string, std::string>>& params) {
+void pool::set_welcome(const welcome_parameters& params) {
+    auto copy = std::make_shared<const welcome_parameters>(params);  // outside the lock
     std::lock_guard lock(mutex_);
     if (!welcome_)
-        welcome_ = params;
+        welcome_ = std::move(copy);
 }
 
 void pool::share_login_parameters(session::parameter_set& parameters) {

@@ -302,9 +302,11 @@ class pool : public std::enable_shared_from_this<pool> {
     [[nodiscard]] bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
     void set_paused(bool on) noexcept { paused_.store(on, std::memory_order_release); }
 
-    // ParameterStatus values of the first server login, shown to clients at login.
-    [[nodiscard]] std::optional<std::vector<std::pair<std::string, std::string>>> welcome() const;
-    void set_welcome(const std::vector<std::pair<std::string, std::string>>& params);
+    // ParameterStatus values of the first server login, shown to clients at login; null before it. Shared rather
+    // than copied: every login reads them.
+    using welcome_parameters = std::vector<std::pair<std::string, std::string>>;
+    [[nodiscard]] std::shared_ptr<const welcome_parameters> welcome() const;
+    void set_welcome(const welcome_parameters& params);
     // A client's parameters once it is logged in: they take the block of an equal set the previous login had, so that
     // clients that send the same startup parameters share one block (idle memory per client). Any thread.
     void share_login_parameters(session::parameter_set& parameters);
@@ -340,7 +342,7 @@ class pool : public std::enable_shared_from_this<pool> {
     std::shared_ptr<shared_limit> user_limit_;
 
     mutable std::mutex mutex_;  // guards the members below; never held across I/O
-    std::optional<std::vector<std::pair<std::string, std::string>>> welcome_;
+    std::shared_ptr<const welcome_parameters> welcome_;
     std::optional<auth::scram_client_keys> client_keys_;
     std::optional<auth::scram_derived_keys> derived_keys_;
     session::parameter_set login_parameters_;  // those of the last client that logged in

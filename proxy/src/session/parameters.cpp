@@ -7,13 +7,17 @@
 namespace sluice::session {
 
 namespace {
+// ASCII only, as PostgreSQL compares setting names (pg_strcasecmp), and without std::tolower's locale lookup: every
+// login compares each of the server's parameter names with the tracked ones.
+char ascii_lower(char c) noexcept {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 bool iequals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size())
         return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i]))
             return false;
-        }
     }
     return true;
 }
