@@ -748,11 +748,11 @@ void client_connection::send_welcome(const std::vector<std::pair<std::string, st
             protocol::write_parameter_status(out, name, value);  // the same for every client
         } else if (auto mine = parameters_.get(*index)) {
             const auto canonical = session::canonical_value(name, *mine, value);
-            parameters_.set(name, canonical);
+            parameters_.set(*index, canonical);
             protocol::write_parameter_status(out, name, canonical);
         } else {
             // The client adopts the server default, so that later servers are synced to it.
-            parameters_.set(name, value);
+            parameters_.set(*index, value);
             protocol::write_parameter_status(out, name, value);
         }
     }

@@ -986,7 +986,7 @@ void client_connection::process_down() {
                     for (std::size_t i = 0; i < session::tracked_parameter_names.size(); ++i) {
                         const auto& theirs = server_->parameters().get(i);
                         if (parameters_.get(i) && theirs)
-                            parameters_.set(session::tracked_parameter_names[i], *theirs);
+                            parameters_.set(i, *theirs);
                     }
                 }
             } else if (relay().in_query) {

@@ -269,11 +269,15 @@ std::shared_ptr<server_connection> pool_shard::take_idle_front() {
     // on an empty queue an epoll_ctl. It completes at the server's next readiness, sees the server no longer idle and
     // only clears idle_wait_armed (arm_idle_wait); meanwhile the relay's own read-wait queues behind it for free.
     if (!server->idle_wait_armed && !server->tls() && !idle_server_alive(*server)) {
-        SLUICE_LOG(info, server_prefix(*server, pool_) << ": idle server closed by peer");
-        discard(*server, close_reason::error);
+        discard_closed_idle(*server);
         return nullptr;
     }
     return server;
+}
+
+void pool_shard::discard_closed_idle(server_connection& server) {
+    SLUICE_LOG(info, server_prefix(server, pool_) << ": idle server closed by peer");
+    discard(server, close_reason::error);  // unlinks it and updates the shared counts
 }
 
 bool pool_shard::idle_server_alive(server_connection& server) {
@@ -431,10 +435,7 @@ void pool_shard::arm_idle_wait(const std::shared_ptr<server_connection>& server)
                                         return;
                                     }
                                     // An idle server has nothing to say: readable means closed or a FATAL notice.
-                                    SLUICE_LOG(info, server_prefix(*server, pool_) << ": idle server closed by peer");
-                                    unlink(*server);
-                                    update_shared_counts();
-                                    discard(*server, close_reason::error);
+                                    discard_closed_idle(*server);
                                 });
 }
 

@@ -208,6 +208,8 @@ class pool_shard {
     [[nodiscard]] std::shared_ptr<server_connection> take_idle_front();
     // Whether a server idle without a read-wait is still fit to hand on (see take_idle_front).
     [[nodiscard]] bool idle_server_alive(server_connection& server);
+    // An idle server found closed by its peer (or saying something, a FATAL before closing): logged and discarded.
+    void discard_closed_idle(server_connection& server);
     void give_to_waiter_or_idle(std::shared_ptr<server_connection> server);
     // Whether `server` must be closed instead of used now: lifetime over, settings changed, or a fair share owed.
     // `margin`: how many servers fewer a starved pool must have for this one to give one up (see shared_limit).

@@ -92,17 +92,22 @@ bool parameter_set::set(std::string_view name, std::string_view value) {
     const auto index = tracked_parameter_index(name);
     if (!index)
         return false;
+    set(*index, value);
+    return true;
+}
+
+void parameter_set::set(std::size_t index, std::string_view value) {
     // Longer values cannot come from a startup packet or from PostgreSQL (see length_type); truncating is safer than
     // colliding with the `absent` marker.
     value = value.substr(0, absent - 1);
-    if (const auto current = get(*index); current && *current == value)
-        return true;
-    std::array<std::optional<std::string_view>, tracked_parameter_names.size()> values;
+    auto values = this->values();
+    if (values[index] && *values[index] == value)
+        return;
+    values[index] = value;
     std::size_t bytes = header_bytes;
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        values[i] = i == *index ? std::optional<std::string_view>(value) : get(i);
-        if (values[i])
-            bytes += values[i]->size();
+    for (const auto& v : values) {
+        if (v)
+            bytes += v->size();
     }
     char* const block = static_cast<char*>(::operator new(bytes));
     new (block) std::atomic<std::uint32_t>(1);
@@ -117,7 +122,6 @@ bool parameter_set::set(std::string_view name, std::string_view value) {
     }
     release();  // after the copy: `value` may point into the old block
     block_ = block;
-    return true;
 }
 
 std::optional<std::string_view> parameter_set::get(std::size_t index) const noexcept {

@@ -40,6 +40,8 @@ class parameter_set {
     // Returns true if `name` is tracked (and so was stored). Setting the value a parameter already has keeps the
     // block, shared or not.
     bool set(std::string_view name, std::string_view value);
+    // The same by index (< tracked_parameter_names.size()), for callers that already looked the name up.
+    void set(std::size_t index, std::string_view value);
     [[nodiscard]] std::optional<std::string_view> get(std::size_t index) const noexcept;
     [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const noexcept;
     // Every tracked value, in index order, from one walk of the block (get(i) walks from the start each time).
